@@ -1,0 +1,7 @@
+"""``python -m steerage_ray`` is the ``steerage`` command."""
+
+import sys
+
+from steerage_ray.cli import main
+
+sys.exit(main())

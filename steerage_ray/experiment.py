@@ -1,0 +1,254 @@
+"""Experiment files: one YAML document describes a whole STEERAGE run.
+
+An experiment names the dataset, the model family and its search space, the global-search
+budget (the paper's knobs), training settings, resources per trial, local search and the
+baseline to compare against. Bundled experiments live in ``steerage_ray/experiments``
+and are addressed by name (``digits-ffnn``); any other path is read as a YAML file.
+
+Validation happens here, before Ray starts, so a typo costs one clear line instead of
+a failed cluster run: unknown keys, wrong types and impossible values raise
+:class:`ExperimentError` naming the offending field.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FAMILIES = ("ffnn", "lenet", "resnet")
+
+# Section name -> {key: (accepted types, default)}. ``None`` default = optional, unset.
+_NUMBER = (int, float)
+_SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "search": {
+        "count": ((int,), 2048),
+        "iter_count": ((int,), 100),
+        "iterations": ((int,), 3),
+        "final_count": ((int,), 1),
+        "budget": ((int,), None),
+        "ees_population": ((int,), 100),
+        "ees_generations": ((int,), 200),
+        "mutation_prob": (_NUMBER, 0.1),
+        "refit_fraction": (_NUMBER, 1.0),
+        "max_params": ((int,), None),
+        "max_flops": ((int,), None),
+    },
+    "training": {
+        "epochs": ((int,), 10),
+        "final_epochs": ((int,), None),
+        "batch_size": ((int,), 128),
+        "optimizer": ((str,), None),
+        "lr": (_NUMBER, None),
+        "momentum": (_NUMBER, None),
+        "weight_decay": (_NUMBER, None),
+        "patience": ((int,), None),
+    },
+    "resources": {
+        "cpus_per_trial": (_NUMBER, 1),
+        "gpus_per_trial": (_NUMBER, 0),
+        "max_concurrent_trials": ((int,), None),
+    },
+    "local_search": {
+        "enabled": ((bool,), True),
+        "schemes": ((list,), None),
+        "iterations": ((int,), 6),
+        "epochs": ((int,), None),
+        "growth_ratio": (_NUMBER, None),
+        "pruning_ratio": (_NUMBER, None),
+    },
+}
+_POSITIVE = {
+    "count", "iter_count", "final_count", "budget", "ees_population", "ees_generations",
+    "epochs", "final_epochs", "batch_size", "lr", "max_params", "max_flops",
+    "cpus_per_trial", "iterations",
+}
+_TOP_LEVEL = {"name", "description", "dataset", "family", "space", "baseline", "seed",
+              *_SECTIONS}
+
+
+class ExperimentError(ValueError):
+    """An experiment file or value that cannot be run; the message names the field."""
+
+
+@dataclass
+class Experiment:
+    """A validated experiment. ``source`` is where it was read from (for reports)."""
+
+    name: str
+    dataset: dict
+    family: str
+    space: dict
+    search: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)
+    local_search: dict = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)
+    seed: int = 0
+    description: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+    def with_overrides(self, **sections: dict) -> "Experiment":
+        """A re-validated copy with some section keys replaced (CLI flags use this)."""
+        data = self.to_dict()
+        for section, values in sections.items():
+            if isinstance(data.get(section), dict):
+                data[section] = {**data[section], **{k: v for k, v in values.items()
+                                                     if v is not None}}
+            elif values is not None:
+                data[section] = values
+        return parse_experiment(data, source=self.source)
+
+
+def bundled_experiments() -> list[str]:
+    """Names of the experiment files shipped with steerage-ray."""
+    folder = resources.files("steerage_ray") / "experiments"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_experiment(name_or_path: str | Path) -> Experiment:
+    """Load a bundled experiment by name, or a YAML file by path, and validate it."""
+    text, source = _read_experiment_text(str(name_or_path))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ExperimentError(f"experiment file {source} is not valid YAML{line}: "
+                              f"{getattr(error, 'problem', error)}") from None
+    return parse_experiment(data, source=source)
+
+
+def _read_experiment_text(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ExperimentError(f"experiment file not found: {path}")
+        return path.read_text(), str(path)
+    bundled = resources.files("steerage_ray") / "experiments" / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        raise ExperimentError(
+            f"unknown experiment {name_or_path!r}: give a YAML file path or one of "
+            f"{', '.join(bundled_experiments())}")
+    return bundled.read_text(), f"bundled:{name_or_path}"
+
+
+def parse_experiment(data: Any, source: str = "<dict>") -> Experiment:
+    """Validate a parsed experiment document and fill in defaults."""
+    if not isinstance(data, dict):
+        raise ExperimentError(f"experiment {source} must be a YAML mapping, got "
+                              f"{type(data).__name__}")
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        raise ExperimentError(f"experiment {source}: unknown field(s) {unknown}; valid "
+                              f"fields are {sorted(_TOP_LEVEL)}")
+    for required in ("name", "dataset", "family"):
+        if required not in data:
+            raise ExperimentError(f"experiment {source}: missing required field "
+                                  f"{required!r}")
+    family = data["family"]
+    if family not in FAMILIES:
+        raise ExperimentError(f"experiment {source}: family must be one of {FAMILIES}, "
+                              f"got {family!r}")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ExperimentError(f"experiment {source}: seed must be a non-negative "
+                              f"integer, got {seed!r}")
+    sections = {name: _validate_section(name, data.get(name), source)
+                for name in _SECTIONS}
+    _check_search_counts(sections["search"], source)
+    return Experiment(
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        dataset=_validate_dataset(data["dataset"], source),
+        family=family,
+        space=_validate_space(data.get("space", family), source),
+        baseline=_mapping(data.get("baseline", {}), "baseline", source),
+        seed=seed,
+        source=source,
+        **sections,
+    )
+
+
+def _mapping(value: Any, field_name: str, source: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ExperimentError(f"experiment {source}: {field_name} must be a mapping, "
+                              f"got {type(value).__name__}")
+    return copy.deepcopy(value)
+
+
+def _validate_section(name: str, value: Any, source: str) -> dict:
+    given = _mapping(value, name, source)
+    schema = _SECTIONS[name]
+    unknown = sorted(set(given) - set(schema))
+    if unknown:
+        raise ExperimentError(f"experiment {source}: unknown key(s) {unknown} in "
+                              f"{name}; valid keys are {sorted(schema)}")
+    result = {}
+    for key, (types, default) in schema.items():
+        value = given.get(key, default)
+        if value is None:
+            result[key] = None
+            continue
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ExperimentError(f"experiment {source}: {name}.{key} must be {expected}, "
+                                  f"got {value!r}")
+        if key in _POSITIVE and value <= 0:
+            raise ExperimentError(f"experiment {source}: {name}.{key} must be > 0, "
+                                  f"got {value!r}")
+        if key in ("gpus_per_trial", "patience", "max_concurrent_trials") and value < 0:
+            raise ExperimentError(f"experiment {source}: {name}.{key} must be >= 0, "
+                                  f"got {value!r}")
+        result[key] = value
+    return result
+
+
+def _check_search_counts(search: dict, source: str) -> None:
+    if not 0.0 <= search["mutation_prob"] <= 1.0:
+        raise ExperimentError(f"experiment {source}: search.mutation_prob must be in "
+                              f"[0, 1], got {search['mutation_prob']!r}")
+    if not 0.0 < search["refit_fraction"] <= 1.0:
+        raise ExperimentError(f"experiment {source}: search.refit_fraction must be in "
+                              f"(0, 1], got {search['refit_fraction']!r}")
+    if search["iter_count"] > search["count"]:
+        raise ExperimentError(
+            f"experiment {source}: search.iter_count ({search['iter_count']}) cannot "
+            f"exceed the pool size search.count ({search['count']})")
+
+
+def _validate_dataset(value: Any, source: str) -> dict:
+    if isinstance(value, str):
+        value = {"name": value}
+    dataset = _mapping(value, "dataset", source)
+    kinds = [k for k in ("name", "csv", "npz", "image_folder") if k in dataset]
+    if len(kinds) != 1:
+        raise ExperimentError(f"experiment {source}: dataset needs exactly one of "
+                              f"name, csv, npz, image_folder; got {sorted(dataset)}")
+    if "csv" in dataset and "label_column" not in dataset:
+        raise ExperimentError(f"experiment {source}: dataset.label_column is required "
+                              f"with dataset.csv")
+    return dataset
+
+
+def _validate_space(value: Any, source: str) -> dict:
+    if isinstance(value, str):
+        value = {"preset": value}
+    space = _mapping(value, "space", source)
+    if ("preset" in space) == ("file" in space):
+        raise ExperimentError(f"experiment {source}: space needs exactly one of preset "
+                              f"(e.g. ffnn, lenet, resnet, resnet18) or file (a YAML "
+                              f"Tune-style space); got {sorted(space)}")
+    return space

@@ -1,0 +1,84 @@
+"""Experiment files: every bundled one validates; bad files fail with a named field."""
+
+import pytest
+
+from steerage_ray.experiment import (
+    ExperimentError,
+    bundled_experiments,
+    load_experiment,
+    parse_experiment,
+)
+
+MINIMAL = {"name": "t", "dataset": {"name": "digits"}, "family": "ffnn"}
+
+
+def test_bundled_experiments_cover_the_paper_and_the_small_presets():
+    names = set(bundled_experiments())
+    assert {"digits-ffnn", "digits-cnn", "mnist1d-ffnn", "uci-ffnn", "mnist-ffnn",
+            "mnist-lenet5", "cifar10-resnet18", "cifar10-resnet-depth"} <= names
+
+
+@pytest.mark.parametrize("name", bundled_experiments())
+def test_every_bundled_experiment_loads_and_validates(name):
+    experiment = load_experiment(name)
+    assert experiment.name == name
+    assert experiment.search["iter_count"] <= experiment.search["count"]
+    assert experiment.training["epochs"] >= 1
+    # Round trip through a plain dict gives the same experiment.
+    assert parse_experiment(experiment.to_dict()).to_dict() == experiment.to_dict()
+
+
+def test_defaults_are_the_papers():
+    experiment = parse_experiment(MINIMAL)
+    assert experiment.search["count"] == 2048
+    assert experiment.search["iter_count"] == 100
+    assert experiment.search["iterations"] == 3
+    assert experiment.search["ees_population"] == 100
+    assert experiment.search["ees_generations"] == 200
+    assert experiment.space == {"preset": "ffnn"}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"family": "transformer"}, "family"),
+    ({"search": {"iter_count": 0}}, "search.iter_count"),
+    ({"search": {"count": 10, "iter_count": 20}}, "search.iter_count"),
+    ({"search": {"mutation_prob": 1.5}}, "search.mutation_prob"),
+    ({"search": {"itercount": 5}}, "itercount"),
+    ({"training": {"epochs": "ten"}}, "training.epochs"),
+    ({"resources": {"gpus_per_trial": -1}}, "resources.gpus_per_trial"),
+    ({"dataset": {"csv": "x.csv"}}, "dataset.label_column"),
+    ({"dataset": {}}, "dataset"),
+    ({"space": {"preset": "ffnn", "file": "s.yaml"}}, "space"),
+    ({"seed": -3}, "seed"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_bad_values_name_the_field(change, field):
+    with pytest.raises(ExperimentError, match=field.replace(".", r"\.")):
+        parse_experiment({**MINIMAL, **change})
+
+
+def test_missing_required_field_is_named():
+    with pytest.raises(ExperimentError, match="'family'"):
+        parse_experiment({"name": "t", "dataset": "digits"})
+
+
+def test_unknown_name_lists_the_bundled_ones():
+    with pytest.raises(ExperimentError, match="digits-ffnn"):
+        load_experiment("no-such-experiment")
+
+
+def test_missing_file_and_malformed_yaml(tmp_path):
+    with pytest.raises(ExperimentError, match="not found"):
+        load_experiment(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsearch: {count: [1, 2\n")
+    with pytest.raises(ExperimentError, match="not valid YAML"):
+        load_experiment(bad)
+
+
+def test_overrides_are_revalidated():
+    experiment = parse_experiment(MINIMAL)
+    changed = experiment.with_overrides(search={"count": 64, "iter_count": 8})
+    assert changed.search["count"] == 64 and experiment.search["count"] == 2048
+    with pytest.raises(ExperimentError, match="search.iter_count"):
+        experiment.with_overrides(search={"count": 4, "iter_count": 8})
