@@ -263,9 +263,10 @@ class SearchSpace:
         if not np.isfinite(array).all():
             bad = self.names[int(np.flatnonzero(~np.isfinite(array))[0])]
             raise ValueError(f"vector[{bad!r}] must be a finite number, got {array}")
-        return self._decode_rows(array[None, :])[0]
+        return self.decode_codes(array[None, :])[0]
 
-    def _decode_rows(self, codes: np.ndarray) -> list[dict[str, Any]]:
+    def decode_codes(self, codes: np.ndarray) -> list[dict[str, Any]]:
+        """Configs of an ``(m, n_dims)`` code matrix (the inverse of :meth:`encode_many`)."""
         columns = [dim.decode_array(codes[:, i]) for i, dim in enumerate(self._dims)]
         snapped = np.zeros(codes.shape)
         for parent in filter(None, self._parents):
@@ -303,7 +304,7 @@ class SearchSpace:
         For bulk de-duplication compare rows of :meth:`encode_many` instead: encoding is
         canonical and one-to-one on valid configs, and it is vectorised.
         """
-        decoded = self._decode_rows(self.encode(config)[None, :])[0]
+        decoded = self.decode_codes(self.encode(config)[None, :])[0]
         return tuple(decoded[name] for name in self.names)
 
     # ---------------------------------------------------------------- sampling
@@ -327,17 +328,17 @@ class SearchSpace:
             for row in self._codes_from_unit(unit):
                 kept.setdefault(row.tobytes(), row)
                 if len(kept) == target:
-                    return self._decode_rows(np.array(list(kept.values())))
+                    return self.decode_codes(np.array(list(kept.values())))
             if drawn >= budget:
                 break
             unit, drawn = sampler.random(drawn), 2 * drawn
         if math.isinf(cardinality):  # unreachable in practice: continuous values never repeat
-            return self._decode_rows(np.array(list(kept.values())))
+            return self.decode_codes(np.array(list(kept.values())))
         for row in self._enumerate_codes():
             kept.setdefault(row.tobytes(), row)
             if len(kept) == target:
                 break
-        return self._decode_rows(np.array(list(kept.values())))
+        return self.decode_codes(np.array(list(kept.values())))
 
     def _enumerate_codes(self) -> Iterator[np.ndarray]:
         """Every config's codes in grid order (finite spaces only; lazy)."""
@@ -363,7 +364,7 @@ class SearchSpace:
         rng = as_generator(rng)
         if n == 0:
             return []
-        return self._decode_rows(self._codes_from_unit(rng.random((n, self.n_dims))))
+        return self.decode_codes(self._codes_from_unit(rng.random((n, self.n_dims))))
 
     def mutate(self, config: Mapping[str, Any], prob: float,
                rng: np.random.Generator | int) -> dict[str, Any]:
@@ -380,7 +381,13 @@ class SearchSpace:
     def mutate_many(self, configs: Iterable[Mapping[str, Any]], prob: float,
                     rng: np.random.Generator | int) -> list[dict[str, Any]]:
         """:meth:`mutate` for a whole population at once (one EES generation)."""
-        codes = self.encode_many(configs)
+        return self.decode_codes(self.mutate_codes(self.encode_many(configs), prob, rng))
+
+    def mutate_codes(self, codes: np.ndarray, prob: float,
+                     rng: np.random.Generator | int) -> np.ndarray:
+        """:meth:`mutate_many` on an ``(m, n_dims)`` matrix of on-grid codes (as
+        :meth:`encode_many` returns them): the form EES keeps its population in."""
+        codes = np.asarray(codes, dtype=np.float64)
         if not is_real(prob) or not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must be a number in [0, 1], got {prob!r}")
         rng = as_generator(rng)
@@ -406,4 +413,4 @@ class SearchSpace:
                 child[same, i] = dim.unit_to_codes(rng.random(len(same)))
                 same = same[child[same, i] == codes[same, i]]
             child[~active[:, i], i] = 0.0
-        return self._decode_rows(child)
+        return child + 0.0  # + 0.0 turns -0.0 into 0.0 for hashing

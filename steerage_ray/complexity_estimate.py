@@ -1,0 +1,230 @@
+"""Parameters and FLOPs of a search-space config, computed analytically (no torch).
+
+The evolutionary search checks resource budgets on tens of thousands of candidate
+configs; building each network in PyTorch to count it would take longer than the whole
+search. These formulas mirror the builders in ``steerage_ray.models`` layer by layer and
+follow the conventions of ``models.count_dense_params`` and ``models.count_flops``:
+trainable parameters counted densely (batch-norm weight and bias included, running
+statistics excluded); FLOPs of convolutions and matrix multiplications only, one
+multiply-add = 2 FLOPs (bias, batch norm, activation and pooling not counted).
+tests/test_evolution.py checks the agreement with the builders on random configs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import NamedTuple
+
+from steerage_ray.data.reduction import reduced_dimension
+
+__all__ = ["Complexity", "ResourceConstraint", "estimate_complexity", "estimate_flops",
+           "estimate_params", "model_input_shape"]
+
+FAMILIES = ("ffnn", "lenet", "resnet")
+_STAGE_STRIDES = (1, 2, 2, 2)
+_BOTTLENECK_EXPANSION = 4
+_BOTTLENECK_FROM_DEPTH = 50  # models.resnet.BOTTLENECK_FROM_DEPTH: depth = 2 + 2 * sum(blocks)
+
+
+class Complexity(NamedTuple):
+    """Dense trainable parameters and forward FLOPs of one example."""
+
+    params: int
+    flops: int
+
+
+def estimate_params(family: str, config: Mapping[str, object], input_shape: Sequence[int],
+                    n_classes: int) -> int:
+    """Trainable parameters of the network ``config`` describes (see estimate_complexity)."""
+    return estimate_complexity(family, config, input_shape, n_classes).params
+
+
+def estimate_flops(family: str, config: Mapping[str, object], input_shape: Sequence[int],
+                   n_classes: int) -> int:
+    """Forward FLOPs of one example; see :func:`estimate_complexity`."""
+    return estimate_complexity(family, config, input_shape, n_classes).flops
+
+
+def estimate_complexity(family: str, config: Mapping[str, object], input_shape: Sequence[int],
+                        n_classes: int) -> Complexity:
+    """Parameters and FLOPs of ``models.build_model(family, config, ...)``, without torch.
+
+    ``input_shape`` is the shape of one example of the *original* dataset, ``(d,)`` or
+    ``(C, H, W)``: the config's own preprocessing is applied here (see
+    :func:`model_input_shape`), so a fixed constraint can judge configs that reduce the
+    input differently.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    shape = model_input_shape(family, config, input_shape)
+    return _ESTIMATORS[family](config, shape, n_classes)
+
+
+def model_input_shape(family: str, config: Mapping[str, object],
+                      input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Shape the network sees after the config's dimensionality reduction or downsampling.
+
+    Mirrors ``data.prepare_for_config``: FFNN configs with a ``dr_method`` keep
+    ``data.reduced_dimension(d, dr_ratio)`` features, others ``d``. Images become
+    ``(C, image_size, image_size)`` when the config has an ``image_size``.
+    """
+    shape = tuple(input_shape)
+    expected_rank = 1 if family == "ffnn" else 3
+    if len(shape) != expected_rank or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in shape):
+        expected = "(d,)" if family == "ffnn" else "(C, H, W)"
+        raise ValueError(
+            f"input_shape for family {family!r} must be {expected} of positive ints, got {shape}"
+        )
+    if family == "ffnn":
+        if config.get("dr_method") is None:
+            return shape
+        return (reduced_dimension(shape[0], config.get("dr_ratio")),)
+    if config.get("image_size") is None:
+        return shape
+    size = _int(config, "image_size")
+    return (shape[0], size, size)
+
+
+@dataclass(frozen=True)
+class ResourceConstraint:
+    """A budget on the analytic parameter and FLOP counts of configs of one family.
+
+    ``None`` leaves a resource unbounded. ``input_shape`` is the original dataset's
+    example shape (before the config's reduction), as in :func:`estimate_complexity`.
+    """
+
+    family: str
+    input_shape: tuple[int, ...]
+    n_classes: int
+    max_params: int | None = None
+    max_flops: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_params", "max_flops"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Real)
+                                      or limit <= 0):
+                raise ValueError(f"{name} must be a positive number or None, got {limit!r}")
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        model_input_shape(self.family, {}, self.input_shape)  # validates input_shape
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) \
+                or self.n_classes < 1:
+            raise ValueError(f"n_classes must be a positive integer, got {self.n_classes!r}")
+
+    def is_feasible(self, config: Mapping[str, object]) -> bool:
+        """Whether ``config``'s estimated params and FLOPs are within the budget."""
+        if self.max_params is None and self.max_flops is None:
+            return True
+        cost = estimate_complexity(self.family, config, self.input_shape, self.n_classes)
+        return ((self.max_params is None or cost.params <= self.max_params)
+                and (self.max_flops is None or cost.flops <= self.max_flops))
+
+
+def _ffnn(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+    num_layers = _int(config, "num_layers")
+    hidden = [_int(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
+    return _mlp(shape[0], hidden, n_classes)
+
+
+def _lenet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+    """Two 'same'-padded conv + ReLU + 2x2 floor-pooling stages, then an MLP."""
+    channels, height, width = shape
+    kernel = _int(config, "kernel_size")
+    padding = kernel // 2
+    params = flops = 0
+    for key in ("conv1_filters", "conv2_filters"):
+        filters = _int(config, key)
+        height = height + 2 * padding - kernel + 1
+        width = width + 2 * padding - kernel + 1
+        params += filters * channels * kernel * kernel + filters
+        flops += 2 * height * width * filters * channels * kernel * kernel
+        channels, height, width = filters, height // 2, width // 2
+        if height < 1 or width < 1:
+            raise ValueError(
+                f"image of shape {shape} is too small for kernel_size {kernel}: "
+                f"the {key} stage leaves no pixels"
+            )
+    classifier = _mlp(channels * height * width,
+                      [_int(config, key) for key in ("fc1", "fc2", "fc3")], n_classes)
+    return Complexity(params + classifier.params, flops + classifier.flops)
+
+
+def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+    """CIFAR-style ResNet: 3x3 stem, four stages (basic or bottleneck blocks), pooled FC head."""
+    channels, height, width = shape
+    stem = _int(config, "conv1_filters")
+    params = 9 * channels * stem + 2 * stem
+    flops = 2 * height * width * stem * 9 * channels
+    channels = stem
+    blocks = [_int(config, f"blocks_{i}") for i in range(1, 5)]
+    planes = [_int(config, f"conv{i}_filters") for i in range(2, 6)]
+    bottleneck = 2 + 2 * sum(blocks) >= _BOTTLENECK_FROM_DEPTH
+    block = _bottleneck_block if bottleneck else _basic_block
+    for stage_planes, count, stage_stride in zip(planes, blocks, _STAGE_STRIDES):
+        for index in range(count):
+            stride = stage_stride if index == 0 else 1
+            cost, channels = block(channels, stage_planes, stride, height, width)
+            height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
+            params += cost.params
+            flops += cost.flops
+    hidden = [planes[-1]] if _int(config, "fc_layers") == 2 else []
+    head = _mlp(channels, hidden, n_classes)
+    return Complexity(params + head.params, flops + head.flops)
+
+
+def _basic_block(in_channels: int, planes: int, stride: int, height: int,
+                 width: int) -> tuple[Complexity, int]:
+    """Two 3x3 conv + BN, projection shortcut when the shape changes; returns out channels."""
+    out_pixels = ((height - 1) // stride + 1) * ((width - 1) // stride + 1)
+    params = 9 * in_channels * planes + 9 * planes * planes + 4 * planes
+    flops = 2 * out_pixels * 9 * planes * (in_channels + planes)
+    if stride != 1 or in_channels != planes:
+        params += in_channels * planes + 2 * planes
+        flops += 2 * out_pixels * planes * in_channels
+    return Complexity(params, flops), planes
+
+
+def _bottleneck_block(in_channels: int, planes: int, stride: int, height: int,
+                      width: int) -> tuple[Complexity, int]:
+    """1x1 reduce, 3x3 with the stride, 1x1 expand (each + BN), projection when needed."""
+    out_channels = _BOTTLENECK_EXPANSION * planes
+    out_pixels = ((height - 1) // stride + 1) * ((width - 1) // stride + 1)
+    params = (in_channels * planes + 9 * planes * planes + planes * out_channels
+              + 2 * (planes + planes + out_channels))
+    flops = 2 * (height * width * planes * in_channels + out_pixels * 9 * planes * planes
+                 + out_pixels * out_channels * planes)
+    if stride != 1 or in_channels != out_channels:
+        params += in_channels * out_channels + 2 * out_channels
+        flops += 2 * out_pixels * out_channels * in_channels
+    return Complexity(params, flops), out_channels
+
+
+def _mlp(in_features: int, hidden: Sequence[int], n_classes: int) -> Complexity:
+    widths = [in_features, *hidden, n_classes]
+    pairs = list(zip(widths[:-1], widths[1:]))
+    return Complexity(sum(a * b + b for a, b in pairs), sum(2 * a * b for a, b in pairs))
+
+
+_ESTIMATORS = {"ffnn": _ffnn, "lenet": _lenet, "resnet": _resnet}
+
+
+def _number(config: Mapping[str, object], key: str) -> float:
+    value = config.get(key)
+    if value is None or isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"config[{key!r}] must be a number, got {value!r}")
+    return float(value)
+
+
+def _int(config: Mapping[str, object], key: str) -> int:
+    """An integer config value; whole floats (Tune and numpy produce them) are accepted."""
+    value = _number(config, key)
+    if not value.is_integer() or value < 1:
+        raise ValueError(f"config[{key!r}] must be a positive integer, got {config[key]!r}")
+    return int(value)

@@ -1,0 +1,27 @@
+"""Feed-forward networks (multilayer perceptrons), the paper's FFNN family (Table 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from steerage_ray.models._checks import positive_int
+
+
+def build_ffnn(in_features: int, hidden_sizes: Sequence[int], n_classes: int) -> nn.Sequential:
+    """A plain MLP: ``Linear + ReLU`` per hidden layer, then a linear output layer.
+
+    The output layer has no activation: it returns logits for ``nn.CrossEntropyLoss``.
+    A plain ``nn.Sequential`` keeps every layer addressable by index, which the SCANN
+    local search relies on when it grows or prunes neurons.
+    """
+    width = positive_int("in_features", in_features)
+    n_classes = positive_int("n_classes", n_classes)
+    layers: list[nn.Module] = []
+    for index, size in enumerate(hidden_sizes):
+        size = positive_int(f"hidden_sizes[{index}]", size)
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
