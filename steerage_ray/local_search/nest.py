@@ -1,0 +1,538 @@
+"""NeST for convolutional layers: feature-map growth, connection growth, magnitude
+pruning and partial-area convolution, on a CNN whose classifier goes through SCANN.
+
+A :class:`SparseConvNet` is the LeNet-style CNN of ``steerage_ray.models.build_lenet``
+with masked convolutions in ``features`` and a :class:`SparseFeedForward` ``head``
+(Scheme C's MLP, or a skip-connected graph). The NeST scheme interleaves the conv
+operations below with SCANN operations on the head, training and validating after each
+one exactly like the SCANN schemes.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from steerage_ray.data.dataset import Dataset
+from steerage_ray.local_search.graph import SparseFeedForward
+from steerage_ray.local_search.masked import MaskedConv2d, PartialAreaConv2d, pair_contributions
+from steerage_ray.local_search.scann import (
+    OPERATIONS as SCANN_OPERATIONS,
+    ScannOptions,
+    SchemeResult,
+    StepRecorder,
+    apply_operation,
+    check_ratio,
+    grow_connections,
+    prune_connections,
+)
+from steerage_ray.training import TrainSettings
+
+NEST_OPERATIONS = ("grow_feature_maps", "grow_conv_connections", "prune_conv", "partial_area")
+_ELEMENTWISE = (nn.ReLU, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.Identity, nn.Dropout)
+
+
+class SparseConvNet(nn.Module):
+    """Masked conv ``features`` -> flatten -> :class:`SparseFeedForward` ``head``.
+
+    ``features`` may hold ``MaskedConv2d`` (or ``PartialAreaConv2d``), ``BatchNorm2d``,
+    ``ReLU``, ``MaxPool2d``/``AvgPool2d`` (no padding) and ``Dropout``; each batch norm
+    must directly follow a convolution.
+    """
+
+    def __init__(self, features: nn.Sequential, head: SparseFeedForward,
+                 input_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        for module in features:
+            if not isinstance(module, (MaskedConv2d, *_ELEMENTWISE)):
+                raise ValueError(f"features may hold masked convolutions, batch norm, ReLU, "
+                                 f"pooling and dropout only, got {type(module).__name__}")
+            pooling = isinstance(module, (nn.MaxPool2d, nn.AvgPool2d))
+            if pooling and module.padding not in (0, (0, 0)):
+                raise ValueError(f"pooling in features must not pad (constant channels must "
+                                 f"stay constant), got padding={module.padding!r}")
+        self.features = features
+        self.head = head
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    @classmethod
+    def from_lenet(cls, lenet: nn.Module, input_shape: tuple[int, int, int], *,
+                   skip_connections: bool = False) -> "SparseConvNet":
+        """The masked twin of a ``LeNet`` (``features`` + ``classifier`` Sequential)."""
+        layers = [MaskedConv2d.from_dense(m) if isinstance(m, nn.Conv2d) else copy.deepcopy(m)
+                  for m in lenet.features]
+        linears = [m for m in lenet.classifier if isinstance(m, nn.Linear)]
+        head = SparseFeedForward.from_linears(linears, skip_connections=skip_connections)
+        return cls(nn.Sequential(*layers), head.to(linears[0].weight), input_shape)
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.features(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_input(x))
+
+    def conv_layers(self) -> list[MaskedConv2d]:
+        return [m for m in self.features if isinstance(m, MaskedConv2d)]
+
+    def _conv_positions(self) -> list[int]:
+        return [i for i, m in enumerate(self.features) if isinstance(m, MaskedConv2d)]
+
+    def _batch_norm_after(self, position: int) -> nn.BatchNorm2d | None:
+        following = self.features[position + 1] if position + 1 < len(self.features) else None
+        return following if isinstance(following, nn.BatchNorm2d) else None
+
+    @torch.no_grad()
+    def conv_input_sizes(self) -> list[tuple[int, int]]:
+        """Spatial input size of every convolution, for ``input_shape`` images."""
+        sizes = []
+        hooks = [conv.register_forward_hook(
+            lambda module, inputs, output: sizes.append(tuple(inputs[0].shape[-2:])))
+            for conv in self.conv_layers()]
+        parameter = next(self.parameters())
+        try:
+            self.features(torch.zeros((1, *self.input_shape), device=parameter.device,
+                                      dtype=parameter.dtype))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return sizes
+
+    def feature_shape(self) -> tuple[int, int, int]:
+        """Shape of the ``features`` output for one example."""
+        parameter = next(self.parameters())
+        with torch.no_grad():
+            out = self.features(torch.zeros((1, *self.input_shape), device=parameter.device,
+                                            dtype=parameter.dtype))
+        return tuple(out.shape[1:])
+
+    # -- dead channels ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def compact(self) -> "SparseConvNet":
+        """An equivalent network without dead channels and dead head neurons.
+
+        A channel whose kernels are all dormant outputs a constant map. It is removed when
+        that is exact: its constant is folded into the head's biases (last conv), or it
+        is zero (e.g. a ReLU of a negative bias) for an inner conv. Channels that feed
+        nothing active downstream are removed too.
+        """
+        model = copy.deepcopy(self)
+        positions = model._conv_positions()
+        convs = model.conv_layers()
+        values = _constant_channel_values(model)
+        keep = [torch.ones(c.out_channels, dtype=torch.bool) for c in convs]
+        for i, conv in enumerate(convs):
+            constant = ~(conv.mask.flatten(1) != 0).any(1).cpu()
+            removable = constant if i == len(convs) - 1 else constant & (values[i] == 0)
+            keep[i] &= ~removable
+        positions_per_channel = int(np.prod(model.feature_shape()[1:]))
+        feeds_head = torch.zeros(model.head.in_features, dtype=torch.bool)
+        for t in model.head.readers(0):
+            feeds_head |= (model.head.layers[t].mask[:, :model.head.in_features].cpu() != 0).any(0)
+        keep[-1] &= feeds_head.view(-1, positions_per_channel).any(1)
+        for i in reversed(range(len(convs) - 1)):
+            reads = (convs[i + 1].mask.cpu() != 0).flatten(2).any(2)[keep[i + 1]].any(0)
+            keep[i] &= reads
+        feature_values = values[-1].repeat_interleave(positions_per_channel)
+        model.head.select_inputs(keep[-1].repeat_interleave(positions_per_channel),
+                                 feature_values)
+        for i, position in enumerate(positions):
+            in_keep = keep[i - 1] if i > 0 else torch.ones(convs[i].in_channels, dtype=torch.bool)
+            model.features[position] = _select_channels(convs[i], keep[i], in_keep)
+            batch_norm = model._batch_norm_after(position)
+            if batch_norm is not None:
+                model.features[position + 1] = _select_batch_norm(batch_norm, keep[i])
+        model.head = model.head.compact()
+        return model
+
+
+def _constant_channel_values(model: SparseConvNet) -> list[torch.Tensor]:
+    """Per conv: the value each channel carries to the next conv (or the head) when its
+    kernels are all dormant: its bias pushed through the following batch norm, ReLU and
+    pooling. Only meaningful for such constant channels."""
+    values = []
+    positions = model._conv_positions() + [len(model.features)]
+    was_training = model.training
+    model.eval()
+    try:
+        for position, next_position in zip(positions, positions[1:]):
+            conv = model.features[position]
+            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+            size = [max(2, s) for s in conv.kernel_size]
+            x = bias.detach().view(1, -1, 1, 1).expand(1, -1, *[4 * s for s in size]).clone()
+            for module in model.features[position + 1:next_position]:
+                x = module(x)
+            values.append(x[0, :, 0, 0].cpu())
+    finally:
+        model.train(was_training)
+    return values
+
+
+def _select_channels(conv: MaskedConv2d, out_keep: torch.Tensor,
+                     in_keep: torch.Tensor) -> MaskedConv2d:
+    out_index = torch.nonzero(out_keep).flatten()
+    in_index = torch.nonzero(in_keep).flatten()
+    if isinstance(conv, PartialAreaConv2d):
+        selected = PartialAreaConv2d(len(in_index), len(out_index), conv.kernel_size,
+                                     conv.input_size, conv.stride, conv.padding, conv.dilation,
+                                     conv.bias is not None,
+                                     area_mask=conv.area_mask[out_index][:, in_index])
+    else:
+        selected = MaskedConv2d(len(in_index), len(out_index), conv.kernel_size, conv.stride,
+                                conv.padding, conv.dilation, bias=conv.bias is not None)
+    selected.to(conv.weight)
+    with torch.no_grad():
+        selected.weight.copy_(conv.weight[out_index][:, in_index])
+        if conv.bias is not None:
+            selected.bias.copy_(conv.bias[out_index])
+        selected.set_mask(conv.mask[out_index][:, in_index])
+    return selected
+
+
+def _select_batch_norm(batch_norm: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
+    index = torch.nonzero(keep).flatten()
+    selected = nn.BatchNorm2d(len(index), batch_norm.eps, batch_norm.momentum,
+                              batch_norm.affine, batch_norm.track_running_stats)
+    selected.to(batch_norm.running_mean if batch_norm.running_mean is not None
+                else batch_norm.weight)
+    state = {name: (value[index] if value.dim() else value)
+             for name, value in batch_norm.state_dict().items()}
+    selected.load_state_dict(state)
+    return selected
+
+
+# -- feature-map growth ----------------------------------------------------------------
+
+@torch.no_grad()
+def grow_feature_map(model: SparseConvNet, conv_index: int, X: np.ndarray | torch.Tensor,
+                     y: np.ndarray | torch.Tensor, *, candidates: int = 8,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add one output channel to convolution ``conv_index``, choosing its kernels.
+
+    ``candidates`` random He-initialised kernel sets are tried in turn; each is scored by
+    the loss on the batch ``(X, y)`` (forward passes only) and the best is kept. The next
+    layer (conv or head) gets zero-initialised, active input weights for the new channel,
+    so the network function is unchanged until training; because a zero read-out would
+    make every candidate score the same, scoring reads the new channel through one
+    random probe read-out shared by all candidates (both signs tried), scaled like the
+    next layer's active weights. Returns each candidate's (best-sign) loss; the kept
+    candidate is the first with the lowest.
+    """
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}")
+    positions = model._conv_positions()
+    if not 0 <= conv_index < len(positions):
+        raise ValueError(f"conv_index must be in 0..{len(positions) - 1}, got {conv_index}")
+    position = positions[conv_index]
+    conv = model.features[position]
+    grown = _with_out_channel(conv)
+    model.features[position] = grown
+    batch_norm = model._batch_norm_after(position)
+    if batch_norm is not None:
+        model.features[position + 1] = _with_batch_norm_channel(batch_norm)
+    readout = _add_readout(model, conv_index)
+
+    device = grown.weight.device
+    x = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=device)
+    target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=device)
+    fan_in = grown.in_channels * grown.kernel_size[0] * grown.kernel_size[1]
+    kernel_shape = (candidates, grown.in_channels, *grown.kernel_size)
+    kernels = torch.randn(kernel_shape, generator=generator).to(grown.weight) * (2 / fan_in) ** 0.5
+    probe = torch.randn(readout.shape, generator=generator).to(grown.weight) * readout.scale
+    was_training = model.training
+    model.eval()
+    losses = torch.empty(candidates)
+    try:
+        for index, kernel in enumerate(kernels):
+            grown.weight[-1] = kernel
+            signed = []
+            for sign in (1.0, -1.0):
+                readout.set(sign * probe)
+                signed.append(float(F.cross_entropy(model(x), target)))
+            losses[index] = min(signed)
+    finally:
+        model.train(was_training)
+    grown.weight[-1] = kernels[int(torch.argmin(losses))]
+    readout.set(torch.zeros_like(probe))
+    return losses
+
+
+class _Readout:
+    """The weights through which the next layer reads a newly added channel."""
+
+    def __init__(self, weight: torch.Tensor, index: tuple, mask: torch.Tensor) -> None:
+        self.weight, self.index = weight, index
+        active = weight[mask != 0]
+        self.scale = float(active.std()) if active.numel() > 1 else 0.1
+        self.shape = weight[index].shape
+
+    def set(self, values: torch.Tensor) -> None:
+        self.weight[self.index] = values
+
+
+def _add_readout(model: SparseConvNet, conv_index: int) -> _Readout:
+    """Give the consumer of conv ``conv_index`` an input for its new last channel."""
+    convs = model.conv_layers()
+    if conv_index + 1 < len(convs):
+        position = model._conv_positions()[conv_index + 1]
+        reader = _with_in_channel(model.features[position])
+        model.features[position] = reader
+        return _Readout(reader.weight.data, (slice(None), -1), reader.mask)
+    per_channel = int(np.prod(model.feature_shape()[1:]))
+    model.head.grow_inputs(per_channel)
+    first = model.head.layers[0]
+    columns = slice(model.head.in_features - per_channel, model.head.in_features)
+    return _Readout(first.weight.data, (slice(None), columns), first.mask)
+
+
+def _with_out_channel(conv: MaskedConv2d) -> MaskedConv2d:
+    """A copy of ``conv`` with one more output channel (zero kernel, all connections active)."""
+    grown = _resized_conv(conv, conv.in_channels, conv.out_channels + 1)
+    with torch.no_grad():
+        grown.weight[:-1] = conv.weight
+        grown.mask[:-1] = conv.mask
+        if conv.bias is not None:
+            grown.bias[:-1] = conv.bias
+        if isinstance(conv, PartialAreaConv2d):
+            grown.area_mask[:-1] = conv.area_mask
+    return grown
+
+
+def _with_in_channel(conv: MaskedConv2d) -> MaskedConv2d:
+    """A copy of ``conv`` reading one more input channel (zero kernels, active)."""
+    grown = _resized_conv(conv, conv.in_channels + 1, conv.out_channels)
+    with torch.no_grad():
+        grown.weight[:, :-1] = conv.weight
+        grown.mask[:, :-1] = conv.mask
+        if conv.bias is not None:
+            grown.bias.copy_(conv.bias)
+        if isinstance(conv, PartialAreaConv2d):
+            grown.area_mask[:, :-1] = conv.area_mask
+    return grown
+
+
+def _resized_conv(conv: MaskedConv2d, in_channels: int, out_channels: int) -> MaskedConv2d:
+    """A conv like ``conv`` with new channel counts: zero weights, full masks."""
+    if isinstance(conv, PartialAreaConv2d):
+        resized = PartialAreaConv2d(in_channels, out_channels, conv.kernel_size, conv.input_size,
+                                    conv.stride, conv.padding, conv.dilation,
+                                    conv.bias is not None)
+    else:
+        resized = MaskedConv2d(in_channels, out_channels, conv.kernel_size, conv.stride,
+                               conv.padding, conv.dilation, bias=conv.bias is not None)
+    resized.to(conv.weight)
+    with torch.no_grad():
+        resized.weight.zero_()
+        if resized.bias is not None:
+            resized.bias.zero_()
+    return resized
+
+
+def _with_batch_norm_channel(batch_norm: nn.BatchNorm2d) -> nn.BatchNorm2d:
+    """A copy of ``batch_norm`` with an identity channel appended (scale 1, shift 0)."""
+    grown = nn.BatchNorm2d(batch_norm.num_features + 1, batch_norm.eps, batch_norm.momentum,
+                           batch_norm.affine, batch_norm.track_running_stats)
+    grown.to(batch_norm.running_mean if batch_norm.running_mean is not None
+             else batch_norm.weight)
+    state = batch_norm.state_dict()
+    fresh = grown.state_dict()
+    for name, value in state.items():
+        if value.dim():
+            fresh[name][:-1] = value
+        else:
+            fresh[name] = value
+    grown.load_state_dict(fresh)
+    return grown
+
+
+# -- pruning -----------------------------------------------------------------------------
+
+@torch.no_grad()
+def prune_conv(model: SparseConvNet, ratio: float, *, largest: bool = False) -> int:
+    """Magnitude pruning of the conv kernels under one global threshold.
+
+    When a batch norm follows a conv, |w| is multiplied by the channel's scale
+    |gamma| / sqrt(running_var + eps), the weight's real magnitude after folding.
+    """
+    scales = []
+    for position in model._conv_positions():
+        batch_norm = model._batch_norm_after(position)
+        if batch_norm is None:
+            scales.append(None)
+            continue
+        gamma = batch_norm.weight if batch_norm.affine else torch.ones_like(batch_norm.running_var)
+        scale = gamma / torch.sqrt(batch_norm.running_var + batch_norm.eps)
+        scales.append(scale.view(-1, 1, 1, 1))
+    return prune_connections(model, ratio, largest=largest, layers=model.conv_layers(),
+                             scales=scales)
+
+
+# -- partial-area convolution --------------------------------------------------------------
+
+@torch.no_grad()
+def pair_responses(model: SparseConvNet, X: np.ndarray | torch.Tensor,
+                   batch_size: int = 256) -> list[torch.Tensor]:
+    """Per conv: mean |x_m * kernel_nm| over the images ``X`` at every output position,
+    shaped ``(out, in, OH, OW)``: where each channel pair produces a response."""
+    convs = model.conv_layers()
+    totals: list[torch.Tensor | None] = [None] * len(convs)
+
+    def accumulate(index: int):
+        def hook(module, inputs, output):
+            terms = pair_contributions(inputs[0], module.masked_weight(), module.stride,
+                                       module.padding, module.dilation)
+            response = terms.abs().sum(0).transpose(0, 1)
+            totals[index] = response if totals[index] is None else totals[index] + response
+        return hook
+
+    hooks = [conv.register_forward_hook(accumulate(i)) for i, conv in enumerate(convs)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        X = np.asarray(X)
+        for start in range(0, len(X), batch_size):
+            model.features(torch.as_tensor(X[start:start + batch_size], dtype=torch.float32,
+                                           device=device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return [total / len(X) for total in totals]
+
+
+@torch.no_grad()
+def partial_area(model: SparseConvNet, X: np.ndarray | torch.Tensor, ratio: float) -> None:
+    """NeST's partial-area convolution with pruning ratio ``ratio`` on every conv.
+
+    For each (output, input) channel pair, the ``round(ratio * positions)`` output
+    positions with the smallest mean response over the images ``X`` stop computing that
+    pair's term (ties broken by position). Convs become :class:`PartialAreaConv2d`;
+    a pair left with no position loses its kernel too. The areas are recomputed from
+    scratch on every call.
+    """
+    ratio = check_ratio("area_ratio", ratio)
+    responses = pair_responses(model, X)
+    input_sizes = model.conv_input_sizes()
+    for position, response, input_size in zip(model._conv_positions(), responses, input_sizes):
+        conv = model.features[position]
+        if not isinstance(conv, PartialAreaConv2d):
+            conv = PartialAreaConv2d.from_masked(conv, input_size)
+            model.features[position] = conv
+        n_out, n_in, out_h, out_w = response.shape
+        flat = response.reshape(n_out, n_in, -1)
+        count = min(round(ratio * flat.shape[-1]), flat.shape[-1])
+        lowest = torch.sort(flat, dim=-1, stable=True).indices[..., :count]
+        area = torch.ones_like(flat).scatter_(-1, lowest, 0.0)
+        conv.area_mask.copy_(area.view_as(conv.area_mask))
+        alive = area.any(-1).to(conv.mask)
+        conv.set_mask(conv.mask * alive[:, :, None, None])
+
+
+# -- the NeST scheme -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NestOptions:
+    """Knobs of the NeST scheme (defaults are ours; the paper does not give them).
+
+    - ``new_feature_maps`` channels are added to every conv per feature-map growth, each
+      the best of ``candidate_kernels`` random kernel sets;
+    - ``conv_growth_ratio`` / ``conv_pruning_ratio``: conv connection growth / pruning;
+    - ``area_ratio``: partial-area pruning ratio, measured on ``area_images`` training
+      images (higher: fewer FLOPs, Table 9's trade-off);
+    - ``head``: the SCANN options of the classifier's Scheme C operations; its
+      ``gradient_batches`` x ``gradient_batch_size`` training examples also score
+      feature-map candidates and rank dormant conv connections;
+    - ``schedule``: operations to cycle through, from ``NEST_OPERATIONS`` (convs) and the
+      SCANN operations (head). Default: grow_feature_maps, grow_conv_connections,
+      prune_hard (head), partial_area, then cycle (prune_conv, prune_connections);
+    - ``accuracy_tolerance``: as in :class:`ScannOptions`.
+    """
+
+    new_feature_maps: int = 1
+    candidate_kernels: int = 8
+    conv_growth_ratio: float = 0.05
+    conv_pruning_ratio: float = 0.3
+    area_ratio: float = 0.3
+    area_images: int = 512
+    head: ScannOptions = field(default_factory=ScannOptions)
+    schedule: tuple[str, ...] | None = None
+    accuracy_tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("new_feature_maps", "candidate_kernels", "area_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("conv_growth_ratio", "conv_pruning_ratio", "area_ratio"):
+            check_ratio(name, getattr(self, name))
+        if not isinstance(self.head, ScannOptions):
+            raise ValueError(f"head must be a ScannOptions, got {type(self.head).__name__}")
+        valid = NEST_OPERATIONS + SCANN_OPERATIONS
+        if self.schedule is not None:
+            if isinstance(self.schedule, str) or not self.schedule:
+                raise ValueError(f"schedule must be a non-empty sequence of operation names "
+                                 f"from {valid}, got {self.schedule!r}")
+            unknown = [op for op in self.schedule if op not in valid]
+            if unknown:
+                raise ValueError(f"schedule has unknown operation(s) {unknown}; valid: {valid}")
+        if not 0 <= self.accuracy_tolerance < 1:
+            raise ValueError("accuracy_tolerance must be in [0, 1) (a fraction of accuracy), "
+                             f"got {self.accuracy_tolerance!r}")
+
+    def operations(self, iterations: int) -> list[str]:
+        """The operation of each of the ``iterations`` steps."""
+        if self.schedule is not None:
+            return list(itertools.islice(itertools.cycle(self.schedule), iterations))
+        prefix = ["grow_feature_maps", "grow_conv_connections", "prune_hard", "partial_area"]
+        cycle = itertools.cycle(("prune_conv", "prune_connections"))
+        return [*prefix, *itertools.islice(cycle, max(0, iterations - len(prefix)))][:iterations]
+
+
+def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
+             settings: TrainSettings, options: NestOptions = NestOptions(), seed: int = 0,
+             pretrained: bool = False) -> SchemeResult:
+    """NeST on the convs and Scheme C on the head: (operation -> train -> validate) x
+    ``iterations``, keeping the best (see :func:`steerage_ray.local_search.scann.run_scheme`)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not isinstance(model, SparseConvNet):
+        raise ValueError(f"NeST needs a SparseConvNet, got {type(model).__name__}")
+    model = copy.deepcopy(model)
+    recorder = StepRecorder("nest", dataset, settings, seed)
+    recorder.record(model, "start", train=not pretrained)
+    rng = np.random.default_rng(seed)
+    for operation in options.operations(iterations):
+        apply_nest_operation(model, operation, dataset, options, int(rng.integers(2**31)))
+        recorder.record(model, operation)
+    return recorder.result(options.accuracy_tolerance)
+
+
+def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,
+                         options: NestOptions, seed: int) -> None:
+    """Apply one NeST operation, or a SCANN operation to the head."""
+    rows = np.random.default_rng(seed).permutation(len(dataset.y_train))
+    if operation == "grow_feature_maps":
+        batch = rows[:options.head.gradient_batch_size * options.head.gradient_batches]
+        generator = torch.Generator().manual_seed(seed)
+        for conv_index in range(len(model.conv_layers())):
+            for _ in range(options.new_feature_maps):
+                grow_feature_map(model, conv_index, dataset.X_train[batch],
+                                 dataset.y_train[batch], candidates=options.candidate_kernels,
+                                 generator=generator)
+    elif operation == "grow_conv_connections":
+        grow_connections(model, dataset.X_train, dataset.y_train, options.conv_growth_ratio,
+                         layers=model.conv_layers(), batches=options.head.gradient_batches,
+                         batch_size=options.head.gradient_batch_size, seed=seed)
+    elif operation == "prune_conv":
+        prune_conv(model, options.conv_pruning_ratio)
+    elif operation == "partial_area":
+        partial_area(model, dataset.X_train[rows[:options.area_images]], options.area_ratio)
+    else:
+        apply_operation(model, operation, dataset, options.head, seed)
