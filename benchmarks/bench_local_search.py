@@ -20,12 +20,9 @@ start). Prints everything and writes the "Local search" section of benchmarks/RE
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 import pandas as pd
 import ray
@@ -36,7 +33,8 @@ from steerage_ray.local_search import Candidate, run
 from steerage_ray.models import build_model, count_flops, count_params
 from steerage_ray.training import TrainSettings, settings_for, train_model
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from _results import RESULTS, cpu_model, today, write_section
+
 SECTION = "## Local search"
 
 MLP = {"num_layers": 2, "neurons_1": 256, "neurons_2": 128, "quant_bits": 32}
@@ -136,17 +134,12 @@ def describe(settings: TrainSettings) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = re.findall(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = models[0].strip() if models else cpu
-    return (f"{os.cpu_count()} cores ({cpu}), shared with other jobs; Python "
+    return (f"{os.cpu_count()} cores ({cpu_model()}), shared with other jobs; Python "
             f"{platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}")
 
 
 def section_text(command: str, parts: list[tuple]) -> str:
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    date = today()
     text = [f"{SECTION}\n", f"`{command}` on {date}. Machine: {machine()}.\n",
             "Schemes run as parallel Ray tasks (`steerage_ray.local_search.run`, 2 CPUs, one "
             "per task). Each scheme's model is chosen on validation only: the fewest "
@@ -171,23 +164,12 @@ def section_text(command: str, parts: list[tuple]) -> str:
     return "\n".join(text)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the Local search section of RESULTS.md, keeping the others."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     mlp = experiment("(a) MLP 64-256-128-10, Schemes A/B/C", "ffnn", MLP,
                      load_dataset("digits"), MLP_START, MLP_STEP, MLP_ITERATIONS,
                      ("A", "B", "C"), args.seeds, "C", "params", 3.0, 0.5)
@@ -208,7 +190,7 @@ def main() -> None:
          "`NestOptions` (Scheme C acts on the classifier only).", "nest", "flops", *cnn),
     ])
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"\nwrote the '{SECTION[3:]}' section of {RESULTS}")
 
 

@@ -44,6 +44,11 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
     ``deterministic=True``, so the same seed always gives the same model. ``n_jobs=1``
     because Tune calls ``fit`` on the driver, next to the trials.
 
+    ``min_child_samples`` is a ceiling: ``fit`` uses at most a fifth of the rows (and at
+    least 2) per leaf, kept in ``min_child_samples_``. Otherwise a small search (16
+    observations, 13 after subsampling) could not split at all and the predictor would
+    be a constant, silently turning the guided rounds into pool order.
+
     Rows whose target is NaN or infinite (failed or diverged trials) are dropped by
     ``fit``; their number is kept in ``n_dropped_``.
     """
@@ -74,12 +79,13 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         """Fit on the rows of ``X`` whose target in ``y`` is finite."""
         X, y, self.n_dropped_ = _finite_rows(X, y)
         self.n_features_in_ = X.shape[1]
+        self.min_child_samples_ = min(self.min_child_samples, max(2, len(X) // 5))
         self.booster_ = LGBMRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
             num_leaves=self.num_leaves,
             learning_rate=self.learning_rate,
-            min_child_samples=self.min_child_samples,
+            min_child_samples=self.min_child_samples_,
             subsample=self.subsample,
             subsample_freq=1 if self.subsample < 1.0 else 0,
             colsample_bytree=self.colsample_bytree,

@@ -248,3 +248,14 @@ def test_ratios_outside_zero_one_are_rejected(bad):
         grow_connections(net, np.zeros((4, 4), np.float32), np.zeros(4, int), bad)
     with pytest.raises(ValueError, match="pruning_ratio must be a number strictly between 0 and 1"):
         prune_connections(net, bad)
+
+
+def test_a_dense_model_exports_as_it_is():
+    from steerage_ray.local_search.export import export_model
+    from steerage_ray.models import build_ffnn
+
+    model = build_ffnn(8, [16], 3).eval()
+    exported = export_model(model, (8,), quant_bits=32, onnx=False)
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(exported.torchscript(x), model(x))
+    assert exported.module is not model

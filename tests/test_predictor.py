@@ -131,3 +131,16 @@ def test_pickle_round_trip_keeps_predictions():
     predictor = AccuracyPredictor().fit(X, y)
     restored = pickle.loads(pickle.dumps(predictor))
     np.testing.assert_array_equal(restored.predict(X), predictor.predict(X))
+
+
+def test_a_small_sample_still_gives_a_ranking_predictor():
+    # 16 observations (a small search's first round) must not give a constant model.
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, size=(16, 5))
+    y = X[:, 0] + 0.5 * X[:, 1]
+    predictor = AccuracyPredictor(seed=0).fit(X, y)
+    assert predictor.min_child_samples_ == 3
+    X_new = rng.uniform(0, 1, size=(200, 5))
+    predicted = predictor.predict(X_new)
+    assert np.unique(predicted).size > 10
+    assert rank_correlation(X_new[:, 0] + 0.5 * X_new[:, 1], predicted) > 0.4

@@ -51,8 +51,9 @@ class SkipMLP(nn.Module):
 def compact_module(model: nn.Module) -> nn.Module:
     """The dense, dead-unit-free module computing the same function as ``model``.
 
-    ``model`` is a :class:`SparseFeedForward` or a :class:`SparseConvNet`; the result is
-    in eval mode on the CPU.
+    ``model`` is a :class:`SparseFeedForward` or a :class:`SparseConvNet`, or any model
+    without masks (e.g. the dense global-search winner), which is copied as it is; the
+    result is in eval mode on the CPU.
     """
     if isinstance(model, SparseFeedForward):
         module = _dense_feed_forward(model.compact())
@@ -62,9 +63,11 @@ def compact_module(model: nn.Module) -> nn.Module:
         head = _dense_feed_forward(compact.head)
         head_layers = list(head) if isinstance(head, nn.Sequential) else [head]
         module = nn.Sequential(*features, nn.Flatten(), *head_layers)
+    elif any(isinstance(m, (MaskedLinear, MaskedConv2d)) for m in model.modules()):
+        raise ValueError("a model with masked layers must be a SparseFeedForward or "
+                         f"SparseConvNet to be compacted, got {type(model).__name__}")
     else:
-        raise ValueError("model must be a SparseFeedForward or SparseConvNet, "
-                         f"got {type(model).__name__}")
+        module = copy.deepcopy(model)
     return module.cpu().eval()
 
 
