@@ -29,6 +29,7 @@ from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
 from steerage_ray.space import SearchSpace, get_preset
 from steerage_ray.trainables import (
+    CHECKPOINT_SECONDS,
     METRIC,
     MODE,
     TRAINING_KEYS,
@@ -49,8 +50,8 @@ class GlobalSearchResult:
     ``best_observed_config``/``best_observed_result``: the best trial of any phase.
     ``trials``: every trial (``SteerageSearcher.observations``). ``round_scores``: the
     predictor's held-out Kendall tau per round and the refit/EES times.
-    ``best_state_dict``: the trained weights of ``best_config`` (from its last checkpoint;
-    None when checkpoints were turned off).
+    ``best_state_dict`` / ``best_observed_state_dict``: the trained weights of those two
+    (from their last checkpoints; None when checkpoints were turned off).
     """
 
     best_config: dict | None
@@ -62,6 +63,7 @@ class GlobalSearchResult:
     trials: pd.DataFrame
     round_scores: pd.DataFrame
     best_state_dict: dict | None
+    best_observed_state_dict: dict | None
     experiment_path: str
     result_grid: tune.ResultGrid
     searcher: SteerageSearcher
@@ -85,7 +87,7 @@ def global_search(
     scheduler: Any = None,
     verbose: int = 1,
     callbacks: list | None = None,
-    checkpoint_every: int = 1,
+    checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
     **searcher_options: Any,
 ) -> GlobalSearchResult:
     """Run STEERAGE's global search (Algorithms 1 and 2) on Ray Tune and return its result.
@@ -118,16 +120,14 @@ def global_search(
     final_config = dict(searcher_options.pop("final_config", None) or {})
     if final_epochs is not None:
         final_config["epochs"] = final_epochs
-    # Keeping one checkpoint per trial makes Tune snapshot the experiment after each
-    # checkpoint (that is what makes resume exact); its warning about it is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _quiet_snapshot_warning()
     searcher = SteerageSearcher(_sized_space(space, family, data), METRIC, MODE,
                                 budget=budget, seed=seed, final_config=final_config,
                                 **searcher_options)
     check_space_fits(searcher.space, family, data)
     tuner = tune.Tuner(
         make_trainable(data, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       checkpoint_every=checkpoint_every),
+                       checkpoint_seconds=checkpoint_seconds),
         param_space=_training_constants(family, seed, epochs, training),
         tune_config=tune.TuneConfig(
             search_alg=searcher, metric=METRIC, mode=MODE, num_samples=searcher.plan.total,
@@ -148,7 +148,8 @@ def global_search(
 
 def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
                          cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-                         checkpoint_every: int = 1) -> GlobalSearchResult:
+                         checkpoint_seconds: float | None = CHECKPOINT_SECONDS
+                         ) -> GlobalSearchResult:
     """Continue an interrupted :func:`global_search` experiment stored at ``path``.
 
     Give the same dataset (Tune needs the trainable again). Finished trials are kept,
@@ -158,7 +159,9 @@ def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
     """
     data = dataset if isinstance(dataset, Dataset) else load_dataset_spec(dataset)
     trainable = make_trainable(data, cpus_per_trial=cpus_per_trial,
-                               gpus_per_trial=gpus_per_trial, checkpoint_every=checkpoint_every)
+                               gpus_per_trial=gpus_per_trial,
+                               checkpoint_seconds=checkpoint_seconds)
+    _quiet_snapshot_warning()
     grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True).fit()
     searcher = SteerageSearcher()
     searcher.restore_from_dir(grid.experiment_path)
@@ -189,6 +192,12 @@ def _training_constants(family: str, seed: int, epochs: int | None,
     return {"family": family, "seed": seed, **training}
 
 
+def _quiet_snapshot_warning() -> None:
+    """Keeping one checkpoint per trial makes Tune snapshot the experiment after each
+    checkpoint (that is what keeps resume exact); its warning about that is noise here."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def _trials_that_fit(cpus_per_trial: float, gpus_per_trial: float) -> int:
     """How many trials the cluster's current resources run at once (at least 1)."""
     if not ray.is_initialized():
@@ -215,6 +224,7 @@ def _collect(grid: tune.ResultGrid, searcher: SteerageSearcher) -> GlobalSearchR
         predictor=searcher.predictor, ees_result=searcher.ees_result, trials=trials,
         round_scores=searcher.round_scores,
         best_state_dict=final and _trained_weights(by_id.get(final["trial_id"])),
+        best_observed_state_dict=best and _trained_weights(by_id.get(best["trial_id"])),
         experiment_path=grid.experiment_path,
         result_grid=grid, searcher=searcher)
 

@@ -307,18 +307,32 @@ def run_global_search(experiment: Experiment, data: Dataset, run_dir: Experiment
 
 
 def save_global_search(result, run_dir: ExperimentDir) -> dict:
-    """Write trials, predictor rounds, the winner and its weights; return the winner."""
+    """Write trials, predictor rounds, the winner and its weights; return the winner.
+
+    The winner is the architecture with the best validation accuracy among everything
+    global search trained: normally the EES winner of the final round (trained with the
+    final epochs), or an architecture of an earlier round when it validated better.
+    Both are recorded; only validation accuracy chooses, never test accuracy.
+    """
     trials = _flat_trials(result.trials)
     trials.to_csv(run_dir.file("trials.csv"), index=False)
     trials.to_parquet(run_dir.file("trials.parquet"), index=False)
     result.round_scores.to_csv(run_dir.file("predictor_rounds.csv"), index=False)
-    if result.best_config is None:
-        raise RuntimeError("global search finished without a trained final architecture; "
-                           "see trials.csv for failed trials")
-    winner = {"config": _plain(result.best_config), "result": _plain(result.best_result)}
+    if result.best_observed_config is None:
+        raise RuntimeError("global search finished without a successfully trained "
+                           "architecture; see trials.csv and the trials' error.txt")
+    phase = str(trials.loc[trials["val_acc"].idxmax(), "phase"])  # the same argmax
+    winner = {"config": _plain(result.best_observed_config),
+              "result": _plain(result.best_observed_result), "phase": phase,
+              "ees_winner": None if result.best_config is None else {
+                  "config": _plain(result.best_config),
+                  "result": _plain(result.best_result)}}
     run_dir.write_json("global_winner.json", winner)
-    if result.best_state_dict is not None:
-        torch.save(result.best_state_dict, run_dir.file("winner_state.pt"))
+    if result.best_observed_state_dict is not None:
+        torch.save(result.best_observed_state_dict, run_dir.file("winner_state.pt"))
+    _say(f"global-search winner ({phase} round): validation accuracy "
+         f"{winner['result']['val_acc']:.4f}, test accuracy "
+         f"{winner['result']['test_acc']:.4f}, {winner['result']['params']:,} parameters")
     return winner
 
 

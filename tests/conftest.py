@@ -19,3 +19,23 @@ def ray_session():
                  log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """The 2 cores are shared with other test runs; spinning BLAS threads only slow us down."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """An empty on-disk cache directory and an empty in-memory cache for one test."""
+    from steerage_ray.data import default_cache
+
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("STEERAGE_CACHE_DIR", str(directory))
+    default_cache().clear_memory()
+    return directory

@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 from PIL import Image
-from threadpoolctl import threadpool_limits
 
 from steerage_ray.data import (DATASET_NAMES, from_arrays, load_csv, load_dataset,
                                load_image_folder, load_npz)
@@ -17,19 +16,7 @@ from steerage_ray.data.bundled import MNIST1D_CACHE
 BUNDLED = ["digits", "wine", "breast_cancer", "iris", "digits_images"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """The 2 cores are shared with other test runs; spinning BLAS threads only slow us down."""
-    with threadpool_limits(1):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own empty on-disk cache."""
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("STEERAGE_CACHE_DIR", str(directory))
-    return directory
+pytestmark = pytest.mark.usefixtures("one_blas_thread", "isolated_cache")
 
 
 @pytest.fixture

@@ -6,27 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
-from threadpoolctl import threadpool_limits
 
 from steerage_ray.data import (DR_METHODS, IMAGE_FILTERS, ArrayCache, Dataset, default_cache,
                                downsample_images, load_dataset, prepare_for_config,
                                reduce_dimensions, reduced_dimension)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """The 2 cores are shared with other test runs; spinning BLAS threads only slow us down."""
-    with threadpool_limits(1):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Own empty cache directory and an empty in-memory cache for every test."""
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("STEERAGE_CACHE_DIR", str(directory))
-    default_cache().clear_memory()
-    return directory
+pytestmark = pytest.mark.usefixtures("one_blas_thread", "isolated_cache")
 
 
 @pytest.fixture(scope="module")

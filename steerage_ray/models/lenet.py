@@ -22,6 +22,9 @@ class LeNet(nn.Module):
     from 8 to 32 works with 3x3 and 5x5 kernels (pooling floors odd sizes). A pair of
     ints pads each convolution explicitly, as the classic LeNet-5 does with ``(2, 0)``.
     The classifier's input width is computed from the image size, never hard-coded.
+
+    ``fc_sizes`` lists the hidden fully-connected widths (any number, e.g. the search
+    space's ``fc1, fc2, fc3``); the output layer is added after them.
     """
 
     def __init__(
@@ -71,23 +74,8 @@ class LeNet(nn.Module):
         return self.classifier(x)
 
 
-def build_lenet(
-    in_channels: int,
-    image_size: int | tuple[int, int],
-    n_classes: int,
-    conv_filters: Sequence[int] = (6, 16),
-    kernel_size: int = 5,
-    pools: Sequence[str] = ("max", "max"),
-    fc_sizes: Sequence[int] = (120, 84),
-    padding: str | tuple[int, int] = "same",
-) -> LeNet:
-    """A LeNet-style CNN; see :class:`LeNet` for the layout and the padding rule.
-
-    ``fc_sizes`` lists the hidden fully-connected widths (any number, e.g. the search
-    space's ``fc1, fc2, fc3``); the output layer is added after them.
-    """
-    return LeNet(in_channels, image_size, n_classes, conv_filters, kernel_size, pools,
-                 fc_sizes, padding)
+# The builder is the class itself, named like the other builders.
+build_lenet = LeNet
 
 
 def lenet5_baseline(n_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> LeNet:

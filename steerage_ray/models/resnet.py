@@ -155,21 +155,8 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def build_resnet(
-    in_channels: int,
-    image_size: int | tuple[int, int],
-    n_classes: int,
-    stem_filters: int,
-    stage_filters: Sequence[int],
-    blocks: Sequence[int],
-    pooling: str = "avg",
-    fc_layers: int = 1,
-    bottleneck: bool | None = None,
-    fc_hidden: int | None = None,
-) -> ResNet:
-    """A CIFAR-style ResNet; see :class:`ResNet` for the block and classifier rules."""
-    return ResNet(in_channels, image_size, n_classes, stem_filters, stage_filters, blocks,
-                  pooling, fc_layers, bottleneck, fc_hidden)
+# The builder is the class itself, named like the other builders.
+build_resnet = ResNet
 
 
 def resnet18_cifar(n_classes: int = 10, in_channels: int = 3) -> ResNet:

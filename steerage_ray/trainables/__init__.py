@@ -1,6 +1,7 @@
 """Ray Tune trainables: train one sampled architecture and report its scores."""
 
 from steerage_ray.trainables.train_architecture import (
+    CHECKPOINT_SECONDS,
     METRIC,
     MODE,
     TRAINING_KEYS,
@@ -12,6 +13,6 @@ from steerage_ray.trainables.train_architecture import (
     with_resources,
 )
 
-__all__ = ["METRIC", "MODE", "TRAINING_KEYS", "check_space_fits",
+__all__ = ["CHECKPOINT_SECONDS", "METRIC", "MODE", "TRAINING_KEYS", "check_space_fits",
            "load_checkpoint_state", "load_dataset_spec",
            "make_trainable", "train_architecture", "with_resources"]

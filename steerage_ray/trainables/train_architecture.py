@@ -28,6 +28,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import replace
 from collections.abc import Mapping
 from typing import Callable
@@ -59,12 +60,13 @@ METRIC, MODE = "val_acc", "max"
 TRAINING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
                  "schedule", "patience")
 _CHECKPOINT_FILE = "state.pt"
+CHECKPOINT_SECONDS = 60.0
 _FILE_LOADERS: dict[str, Callable[..., Dataset]] = {
     "csv": load_csv, "npz": load_npz, "image_folder": load_image_folder}
 
 
 def train_architecture(config: dict, dataset: Dataset | None = None,
-                       checkpoint_every: int = 1) -> None:
+                       checkpoint_seconds: float | None = CHECKPOINT_SECONDS) -> None:
     """Train the architecture ``config`` describes and report to Tune (function trainable).
 
     One report per epoch, so ``training_iteration`` counts epochs (ASHA's ``max_t`` can
@@ -74,9 +76,11 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
     last epoch is known when it is reported.
 
     ``dataset`` (injected by :func:`make_trainable`) wins over ``config["dataset"]``.
-    A checkpoint (weights, optimizer state, epoch) is written every ``checkpoint_every``
-    epochs (0: never); a restored trial continues from its latest checkpoint with the
-    same batch order. After a restore the best-epoch tracking restarts, so the final
+    A checkpoint (weights, optimizer state, epoch) is written at the end of an epoch when
+    ``checkpoint_seconds`` have passed since the last one (0: every epoch; None: only
+    the final one); a restored trial continues from its latest checkpoint with the same
+    batch order. Time, not epochs, sets the pace: a trial of a few seconds writes only
+    its final checkpoint, an hour-long one loses at most a minute to a failure. After a restore the best-epoch tracking restarts, so the final
     model is the best of the resumed epochs. The last report carries a checkpoint of the
     returned (best-epoch) weights, so the winner of a search can be loaded without
     retraining (``GlobalSearchResult.best_state_dict``).
@@ -93,6 +97,7 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
     best = {"val_acc": -math.inf, "epoch": start_epoch}
     last_epoch: dict = {}
     last_weights: dict = {}
+    last_checkpoint = [time.monotonic()]
 
     def report_epoch(epoch) -> bool:
         if epoch.val_acc > best["val_acc"]:
@@ -108,9 +113,11 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
                                  for k, v in epoch.model.state_dict().items()})
             return stop
         state = None
-        if checkpoint_every > 0 and (epoch.epoch + 1) % checkpoint_every == 0:
+        if checkpoint_seconds is not None and \
+                time.monotonic() - last_checkpoint[0] >= checkpoint_seconds:
             state = {"model": epoch.model.state_dict(),
                      "optimizer": epoch.optimizer.state_dict(), "epoch": epoch.epoch + 1}
+            last_checkpoint[0] = time.monotonic()
         _report({METRIC: epoch.val_acc, **metrics}, state)
         return False
 
@@ -132,11 +139,9 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
     bits = config.get("quant_bits") or 32
     quant_test_acc = (scores["test_acc"] if bits == 32 else
                       evaluate(quantize_model(model, bits), data.X_test, data.y_test)[0])
-    final_state = None
-    if checkpoint_every > 0:  # resumable state plus the returned weights (the winner's)
-        final_state = {"model": last_weights or model.state_dict(),
-                       "optimizer": optimizer_state, "epoch": end_epoch,
-                       "best_model": model.state_dict()}
+    # Resumable state plus the returned weights (e.g. the winner's, for local search).
+    final_state = {"model": last_weights or model.state_dict(), "optimizer": optimizer_state,
+                   "epoch": end_epoch, "best_model": model.state_dict()}
     _report({
         **last_epoch,
         **scores,
@@ -153,7 +158,8 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
 
 
 def make_trainable(dataset: Dataset | str | Mapping, *, cpus_per_trial: float = 1,
-                   gpus_per_trial: float = 0, checkpoint_every: int = 1):
+                   gpus_per_trial: float = 0,
+                   checkpoint_seconds: float | None = CHECKPOINT_SECONDS):
     """``train_architecture`` with the dataset in Ray's object store and resources set.
 
     The dataset (a ``Dataset`` or a spec, loaded here once) is put into the object store
@@ -163,10 +169,13 @@ def make_trainable(dataset: Dataset | str | Mapping, *, cpus_per_trial: float = 
     """
     if not isinstance(dataset, Dataset):
         dataset = load_dataset_spec(dataset)
-    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
-        raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    if checkpoint_seconds is not None and (
+            isinstance(checkpoint_seconds, bool)
+            or not isinstance(checkpoint_seconds, (int, float)) or checkpoint_seconds < 0):
+        raise ValueError(f"checkpoint_seconds must be None or a number >= 0, got "
+                         f"{checkpoint_seconds!r}")
     trainable = tune.with_parameters(train_architecture, dataset=dataset,
-                                     checkpoint_every=checkpoint_every)
+                                     checkpoint_seconds=checkpoint_seconds)
     return with_resources(trainable, cpus_per_trial, gpus_per_trial)
 
 
