@@ -48,7 +48,8 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float)
     res.add_argument("--gpus-per-trial", type=float,
-                     help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
+                     help="GPUs per trial; fractions share a GPU (e.g. 0.5); default: 1 "
+                          "when the cluster has GPUs, else 0")
     res.add_argument("--max-concurrent-trials", type=int)
     res.add_argument("--address", help="Ray address of a running cluster "
                                        "(default: start an embedded local Ray)")

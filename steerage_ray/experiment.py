@@ -50,7 +50,7 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     },
     "resources": {
         "cpus_per_trial": (_NUMBER, 1),
-        "gpus_per_trial": (_NUMBER, 0),
+        "gpus_per_trial": (_NUMBER, None),  # None: 1 when the cluster has GPUs, else 0
         "max_concurrent_trials": ((int,), None),
     },
     "local_search": {

@@ -30,6 +30,7 @@ import torch
 import yaml
 from ray import tune
 
+from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.data import Dataset, prepare_for_config
 from steerage_ray.experiment import Experiment, parse_experiment
 from steerage_ray.models import (
@@ -141,13 +142,21 @@ def training_settings(experiment: Experiment, data: Dataset,
     return settings_for(data.name, experiment.family, seed=experiment.seed, **overrides)
 
 
-def check_resources(experiment: Experiment) -> None:
-    """Refuse per-trial resources no node of the running Ray cluster can provide."""
+def resolve_resources(experiment: Experiment) -> Experiment:
+    """The experiment with per-trial GPUs decided for the running Ray cluster.
+
+    ``gpus_per_trial`` left unset means one GPU per trial when any node has a GPU (one
+    trial per GPU on a multi-GPU machine), none otherwise. Per-trial resources no node
+    can provide are refused with a message naming the field.
+    """
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if experiment.resources["gpus_per_trial"] is None:
+        experiment = replace(experiment, resources={
+            **experiment.resources, "gpus_per_trial": 1 if gpus >= 1 else 0})
     wanted = experiment.resources
     if wanted["gpus_per_trial"] > gpus:
         raise ValueError(f"resources.gpus_per_trial={wanted['gpus_per_trial']} but the "
@@ -157,6 +166,7 @@ def check_resources(experiment: Experiment) -> None:
         raise ValueError(f"resources.cpus_per_trial={wanted['cpus_per_trial']} but the "
                          f"largest node of this Ray cluster has {cpus:g} CPU(s); lower "
                          f"--cpus-per-trial")
+    return experiment
 
 
 def _start_ray(address: str | None) -> None:
@@ -225,15 +235,6 @@ class ExperimentDir:
         progress["seconds"][phase] = round(seconds, 2)
         self.write_json("progress.json", progress)
 
-    def unmark(self, *phases: str) -> None:
-        progress = self.read_json("progress.json") or {"done": [], "seconds": {}}
-        progress["done"] = [p for p in progress["done"] if p not in phases]
-        self.write_json("progress.json", progress)
-
-    @property
-    def tune_path(self) -> Path:
-        return self.file("tune", TUNE_NAME)
-
 
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
@@ -285,13 +286,20 @@ def run_global_search(experiment: Experiment, data: Dataset, run_dir: Experiment
     from steerage_ray.global_search import global_search, resume_global_search
 
     resources = experiment.resources
-    if (run_dir.tune_path / "tuner.pkl").is_file():
-        _say(f"resuming the Tune experiment at {run_dir.tune_path}")
-        return resume_global_search(str(run_dir.tune_path), data,
+    storage_path = storage or str(run_dir.file("tune"))
+    tune_path = f"{storage_path.rstrip('/')}/{TUNE_NAME}"
+    if tune.Tuner.can_restore(tune_path):
+        _say(f"resuming the Tune experiment at {tune_path}")
+        return resume_global_search(tune_path, data,
                                     cpus_per_trial=resources["cpus_per_trial"],
                                     gpus_per_trial=resources["gpus_per_trial"])
     search = {k: v for k, v in experiment.search.items()
               if v is not None and k not in ("max_params", "max_flops")}
+    if experiment.search["max_params"] or experiment.search["max_flops"]:
+        search["constraint"] = ResourceConstraint(
+            experiment.family, data.input_shape, data.n_classes,
+            max_params=experiment.search["max_params"],
+            max_flops=experiment.search["max_flops"])
     training = {k: experiment.training[k] for k in _TRAINING_KEYS
                 if experiment.training.get(k) is not None}
     return global_search(
@@ -301,7 +309,7 @@ def run_global_search(experiment: Experiment, data: Dataset, run_dir: Experiment
         cpus_per_trial=resources["cpus_per_trial"],
         gpus_per_trial=resources["gpus_per_trial"],
         max_concurrent_trials=resources["max_concurrent_trials"],
-        storage_path=storage or str(run_dir.file("tune")), name=TUNE_NAME,
+        storage_path=storage_path, name=TUNE_NAME,
         seed=experiment.seed, verbose=verbose,
         callbacks=None if verbose else [TrialProgress()], **search)
 
@@ -414,11 +422,11 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
     data = load_experiment_data(experiment)
     experiment_space(experiment, data)  # a space that does not fit fails before Ray
     _start_ray(address)
-    check_resources(experiment)
-    run_dir.create(experiment)
+    resolved = resolve_resources(experiment)
+    run_dir.create(experiment)  # as written: "auto" GPUs are decided again on resume
     if storage:
         run_dir.write_json("storage.json", {"storage": storage})
-    return _run_phases(experiment, data, run_dir, storage, verbose)
+    return _run_phases(resolved, data, run_dir, storage, verbose)
 
 
 def resume_experiment(directory: str | Path, *, address: str | None = None,
@@ -428,7 +436,7 @@ def resume_experiment(directory: str | Path, *, address: str | None = None,
     experiment = run_dir.experiment()
     data = load_experiment_data(experiment)
     _start_ray(address)
-    check_resources(experiment)
+    experiment = resolve_resources(experiment)
     storage = (run_dir.read_json("storage.json") or {}).get("storage")
     return _run_phases(experiment, data, run_dir, storage, verbose)
 
@@ -471,6 +479,7 @@ def rerun_local_search(directory: str | Path, *, address: str | None = None,
                          f"`steerage resume {run_dir.path}` first")
     data = load_experiment_data(experiment)
     _start_ray(address)
+    experiment = resolve_resources(experiment)
     started = time.perf_counter()
     save_local_search(run_local_search(experiment, data, run_dir, schemes, iterations),
                       run_dir)

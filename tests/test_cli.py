@@ -55,6 +55,7 @@ def test_search_writes_every_report_file(finished_run):
     assert trials.groupby("phase").size().to_dict() == {"initial": 3, "iterative": 3,
                                                         "final": 1}
     assert trials["val_acc"].between(0, 1).all()
+    assert (trials["gpus_assigned"] == 0).all()  # no GPU on this Ray: CPU-only trials
     summary = pd.read_csv(finished_run / "summary.csv")
     assert summary["method"].iloc[0] == "Baseline"
     assert summary["method"].iloc[1] == "STEERAGE (GS)"
@@ -177,7 +178,7 @@ TWO_NODES = textwrap.dedent("""
     cluster.wait_for_nodes()
     from steerage_ray.cli import main
     code = main(["search", "-e", "digits-ffnn", "--address", cluster.address,
-                 "--gpus-per-trial", "1", "--count", "64", "--iter-count", "4",
+                 "--count", "64", "--iter-count", "4",
                  "--iterations", "1", "--ees-population", "20", "--ees-generations", "10",
                  "--epochs", "2", "--final-epochs", "2", "--no-local-search",
                  "-o", sys.argv[1]])
@@ -187,8 +188,8 @@ TWO_NODES = textwrap.dedent("""
 
 
 def test_search_on_a_simulated_two_node_cluster_with_fake_gpus(tmp_path):
-    """Two Ray nodes with one fake GPU each: one-GPU trials land on both nodes and
-    train on the CPU, since torch sees no CUDA device."""
+    """Two Ray nodes with one fake GPU each: by default each trial takes one GPU, trials
+    land on both nodes, and they train on the CPU since torch sees no CUDA device."""
     out = tmp_path / "two-nodes"
     done = subprocess.run([sys.executable, "-c", TWO_NODES, str(out)], env=_clean_env(),
                           capture_output=True, text=True, timeout=600)
@@ -198,3 +199,18 @@ def test_search_on_a_simulated_two_node_cluster_with_fake_gpus(tmp_path):
     assert trials["node_id"].nunique() == 2, "trials ran on one node only"
     assert (trials["gpus_assigned"] == 1).all()
     assert not trials["on_gpu"].any()
+
+
+def test_a_parameter_budget_bounds_every_trained_architecture(ray_session, tmp_path):
+    experiment = tmp_path / "budget.yaml"
+    experiment.write_text(
+        "name: budget\ndataset: digits\nfamily: ffnn\nspace: {preset: ffnn}\n"
+        "search: {count: 64, iter_count: 3, iterations: 1, ees_population: 20,\n"
+        "         ees_generations: 10, max_params: 20000}\n"
+        "training: {epochs: 1, final_epochs: 1}\n"
+        "local_search: {enabled: false}\nbaseline: {hidden_sizes: [32]}\n")
+    out = tmp_path / "run"
+    assert main(["search", "-e", str(experiment), "-o", str(out)]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 3 + 3 + 1
+    assert (trials["params"] <= 20000).all()
