@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "search":
             experiment = load_experiment(args.experiment)
+            if args.budget is not None:  # rounds not fixed on the command line scale to it
+                experiment = experiment.with_overrides(
+                    search={"budget": args.budget}, unset=("iter_count", "iterations"))
             experiment = experiment.with_overrides(**_overrides(args))
             experiment = pipeline.with_dataset_path(experiment, args.dataset_path,
                                                     args.label_column)

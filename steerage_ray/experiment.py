@@ -27,9 +27,11 @@ _NUMBER = (int, float)
 _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "search": {
         "count": ((int,), 2048),
-        "iter_count": ((int,), 100),
-        "iterations": ((int,), 3),
-        "final_count": ((int,), 1),
+        # Unset round sizes are decided by SearchPlan.resolve: the paper's 100 / 3 / 1
+        # without a budget, scaled to fit one with it.
+        "iter_count": ((int,), None),
+        "iterations": ((int,), None),
+        "final_count": ((int,), None),
         "budget": ((int,), None),
         "ees_population": ((int,), 100),
         "ees_generations": ((int,), 200),
@@ -92,14 +94,20 @@ class Experiment:
     description: str = ""
     source: str = ""
 
+    def search_plan(self):
+        """How many architectures each global-search round trains (a ``SearchPlan``)."""
+        return _search_plan(self.search, self.source)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("source")
         return data
 
-    def with_overrides(self, **sections: dict) -> "Experiment":
-        """A re-validated copy with some section keys replaced (CLI flags use this)."""
+    def with_overrides(self, unset: tuple[str, ...] = (), **sections: dict) -> "Experiment":
+        """A re-validated copy with some section keys replaced (CLI flags use this);
+        ``unset`` names search keys to reset to "decided by the plan" (None)."""
         data = self.to_dict()
+        data["search"].update(dict.fromkeys(unset))
         for section, values in sections.items():
             if isinstance(data.get(section), dict):
                 data[section] = {**data[section], **{k: v for k, v in values.items()
@@ -223,10 +231,23 @@ def _check_search_counts(search: dict, source: str) -> None:
     if not 0.0 < search["refit_fraction"] <= 1.0:
         raise ExperimentError(f"experiment {source}: search.refit_fraction must be in "
                               f"(0, 1], got {search['refit_fraction']!r}")
-    if search["iter_count"] > search["count"]:
+    plan = _search_plan(search, source)
+    if plan.pool_demand > search["count"]:
         raise ExperimentError(
-            f"experiment {source}: search.iter_count ({search['iter_count']}) cannot "
-            f"exceed the pool size search.count ({search['count']})")
+            f"experiment {source}: search.count ({search['count']}) is smaller than the "
+            f"{plan.pool_demand} pool members the rounds train ({plan.initial} random + "
+            f"{plan.iterations} x {plan.iter_count} predicted); raise search.count or "
+            f"lower search.iter_count / search.budget")
+
+
+def _search_plan(search: dict, source: str):
+    from steerage_ray.searchers.plan import SearchPlan  # late: keeps `steerage -h` fast
+
+    try:
+        return SearchPlan.resolve(search["iter_count"], search["iterations"],
+                                  search["final_count"], search["budget"])
+    except ValueError as error:
+        raise ExperimentError(f"experiment {source}: search: {error}") from None
 
 
 def _validate_dataset(value: Any, source: str) -> dict:

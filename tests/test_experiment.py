@@ -22,7 +22,7 @@ def test_bundled_experiments_cover_the_paper_and_the_small_presets():
 def test_every_bundled_experiment_loads_and_validates(name):
     experiment = load_experiment(name)
     assert experiment.name == name
-    assert experiment.search["iter_count"] <= experiment.search["count"]
+    assert experiment.search_plan().pool_demand <= experiment.search["count"]
     assert experiment.training["epochs"] >= 1
     # Round trip through a plain dict gives the same experiment.
     assert parse_experiment(experiment.to_dict()).to_dict() == experiment.to_dict()
@@ -31,8 +31,9 @@ def test_every_bundled_experiment_loads_and_validates(name):
 def test_defaults_are_the_papers():
     experiment = parse_experiment(MINIMAL)
     assert experiment.search["count"] == 2048
-    assert experiment.search["iter_count"] == 100
-    assert experiment.search["iterations"] == 3
+    plan = experiment.search_plan()
+    assert (plan.initial, plan.iter_count, plan.iterations, plan.final_count) == \
+        (100, 100, 3, 1)
     assert experiment.search["ees_population"] == 100
     assert experiment.search["ees_generations"] == 200
     assert experiment.space == {"preset": "ffnn"}
@@ -41,7 +42,8 @@ def test_defaults_are_the_papers():
 @pytest.mark.parametrize("change, field", [
     ({"family": "transformer"}, "family"),
     ({"search": {"iter_count": 0}}, "search.iter_count"),
-    ({"search": {"count": 10, "iter_count": 20}}, "search.iter_count"),
+    ({"search": {"count": 10, "iter_count": 20}}, "search.count"),
+    ({"search": {"iter_count": 10, "iterations": 3, "budget": 12}}, "search: budget"),
     ({"search": {"mutation_prob": 1.5}}, "search.mutation_prob"),
     ({"search": {"itercount": 5}}, "itercount"),
     ({"training": {"epochs": "ten"}}, "training.epochs"),
@@ -80,5 +82,20 @@ def test_overrides_are_revalidated():
     experiment = parse_experiment(MINIMAL)
     changed = experiment.with_overrides(search={"count": 64, "iter_count": 8})
     assert changed.search["count"] == 64 and experiment.search["count"] == 2048
-    with pytest.raises(ExperimentError, match="search.iter_count"):
+    with pytest.raises(ExperimentError, match="search.count"):
         experiment.with_overrides(search={"count": 4, "iter_count": 8})
+
+
+def test_a_budget_scales_the_rounds_that_are_not_given():
+    experiment = parse_experiment({**MINIMAL, "search": {"count": 256, "budget": 41}})
+    plan = experiment.search_plan()
+    assert plan.total == 41 and plan.iterations == 3 and plan.final_count == 1
+
+
+def test_a_budget_override_lets_the_file_round_sizes_scale():
+    experiment = load_experiment("digits-cnn")  # fixes iter_count 12, iterations 3
+    scaled = experiment.with_overrides(search={"budget": 12},
+                                       unset=("iter_count", "iterations"))
+    assert scaled.search_plan().total == 12
+    with pytest.raises(ExperimentError, match="search: budget"):
+        experiment.with_overrides(search={"budget": 12})  # explicit sizes win: too small
