@@ -39,3 +39,30 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("STEERAGE_CACHE_DIR", str(directory))
     default_cache().clear_memory()
     return directory
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Other test runs share the 2 cores: keep a test's torch work on one thread."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits as 64 tabular features (split seed 0)."""
+    from steerage_ray.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_images():
+    """The same digits as 1x8x8 images (split seed 0)."""
+    from steerage_ray.data import load_dataset
+
+    return load_dataset("digits_images")

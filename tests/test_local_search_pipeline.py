@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 import torch
 
-from steerage_ray.data import load_dataset
 from steerage_ray.local_search import Candidate, LocalSearchResult, pareto_front, run
 from steerage_ray.local_search.pipeline import _run_one_scheme, build_scheme_options
 from steerage_ray.models import build_model
@@ -14,11 +13,6 @@ from steerage_ray.training import TrainSettings, train_model
 CONFIG = {"num_layers": 2, "neurons_1": 64, "neurons_2": 32, "dr_method": None,
           "dr_ratio": None, "quant_bits": 8}
 QUICK = TrainSettings(epochs=4, batch_size=32, lr=0.01, weight_decay=1e-4)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,7 @@ from steerage_ray.models import (
 )
 from steerage_ray.space import ffnn_space, lenet_space, resnet_depth, resnet_space
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Other engineers share the 2 cores: keep each test on one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def corner(space, top: bool, **changes) -> dict:

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from steerage_ray.data import load_dataset
 from steerage_ray.local_search import (
     MaskedConv2d,
     NestOptions,
@@ -27,8 +26,8 @@ from steerage_ray.training import TrainSettings, train_model
 
 
 @pytest.fixture(scope="module")
-def images():
-    return load_dataset("digits_images")
+def images(digits_images):
+    return digits_images
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,11 @@ import pytest
 from PIL import Image
 
 from steerage_ray.data import (DR_METHODS, IMAGE_FILTERS, ArrayCache, Dataset, default_cache,
-                               downsample_images, load_dataset, prepare_for_config,
+                               downsample_images, prepare_for_config,
                                reduce_dimensions, reduced_dimension)
 
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread", "isolated_cache")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def digits_images():
-    return load_dataset("digits_images", seed=0)
 
 
 def synthetic_images(size=28, channels=1, n=20, seed=0):

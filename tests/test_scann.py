@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from steerage_ray.data import load_dataset
 from steerage_ray.local_search import (
     ScannOptions,
     SkipMLP,
@@ -20,11 +19,6 @@ from steerage_ray.models import build_ffnn, count_params
 from steerage_ray.training import TrainSettings, train_model
 
 QUICK = TrainSettings(epochs=2, batch_size=64, lr=0.01, weight_decay=1e-4)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,7 @@ from steerage_ray.training import (
     train_model,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Other engineers share the 2 cores: keep each test on one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mlp(seed: int = 0, hidden=(128, 128)) -> torch.nn.Module:

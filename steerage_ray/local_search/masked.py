@@ -38,6 +38,17 @@ class _MaskedWeight:
     def masked_weight(self) -> torch.Tensor:
         return self.weight * self.mask
 
+    def _copy_dense(self, dense: nn.Module, mask: torch.Tensor | None):
+        """Take ``dense``'s device, weight and bias (and ``mask``); return self."""
+        self.to(dense.weight)
+        with torch.no_grad():
+            self.weight.copy_(dense.weight)
+            if dense.bias is not None:
+                self.bias.copy_(dense.bias)
+        if mask is not None:
+            self.set_mask(mask)
+        return self
+
     @torch.no_grad()
     def apply_mask(self) -> None:
         """Zero dormant weights (and their gradients) in place; call after every step."""
@@ -70,14 +81,7 @@ class MaskedLinear(_MaskedWeight, nn.Linear):
     def from_dense(cls, linear: nn.Linear, mask: torch.Tensor | None = None) -> "MaskedLinear":
         """A masked copy of ``linear`` (all weights active unless ``mask`` is given)."""
         layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None)
-        layer.to(linear.weight)
-        with torch.no_grad():
-            layer.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                layer.bias.copy_(linear.bias)
-        if mask is not None:
-            layer.set_mask(mask)
-        return layer
+        return layer._copy_dense(linear, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.masked_weight(), self.bias)
@@ -105,14 +109,7 @@ class MaskedConv2d(_MaskedWeight, nn.Conv2d):
                              f"got padding={conv.padding!r}, padding_mode={conv.padding_mode!r}")
         layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                     conv.padding, conv.dilation, conv.groups, conv.bias is not None)
-        layer.to(conv.weight)
-        with torch.no_grad():
-            layer.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
-        if mask is not None:
-            layer.set_mask(mask)
-        return layer
+        return layer._copy_dense(conv, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.masked_weight(), self.bias)
