@@ -17,14 +17,11 @@ benchmarks/RESULTS.md (other sections are kept).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
-import re
 import statistics
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import sklearn
@@ -33,7 +30,8 @@ from threadpoolctl import threadpool_limits
 from steerage_ray.data import (DR_METHODS, IMAGE_FILTERS, Dataset, downsample_images,
                                from_arrays, load_dataset, reduce_dimensions)
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from _results import RESULTS, cpu_model, markdown_table, ram_gib, today, write_section
+
 SECTION = "## Dimensionality reduction"
 
 
@@ -105,35 +103,11 @@ def image_rows(repeats: int) -> list[list[str]]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = re.findall(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = models[0].strip() if models else cpu
-    memory = ""
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        kib = int(re.search(r"MemTotal:\s*(\d+)", meminfo.read_text()).group(1))
-        memory = f", {kib / 2**20:.0f} GiB RAM"
-    return (f"{os.cpu_count()} cores ({cpu}){memory}; Python {platform.python_version()}, "
+    memory = "" if ram_gib() is None else f", {ram_gib():.0f} GiB RAM"
+    return (f"{os.cpu_count()} cores ({cpu_model()}){memory}; Python "
+            f"{platform.python_version()}, "
             f"numpy {np.__version__}, scikit-learn {sklearn.__version__}; BLAS limited to 1 "
             f"thread; machine shared with other jobs")
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) the DR section of RESULTS.md, keeping every other section."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated)
 
 
 def main() -> None:
@@ -145,7 +119,7 @@ def main() -> None:
     with threadpool_limits(1):
         dr = dr_rows(args.repeats, args.mnist_like)
         images = image_rows(args.repeats)
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    date = today()
     command = "python benchmarks/bench_dr.py" + (" --mnist-like" if args.mnist_like else "")
     section = (
         f"{SECTION}\n\n"
@@ -156,15 +130,16 @@ def main() -> None:
         "allocations) during one run. Methods 6-11 fit on at most 2000 training rows "
         "(fit rows column) and transform all rows in chunks. mnist_like is synthetic "
         "(Gaussian clusters, MNIST's shape and 50k/10k/10k split).\n\n"
-        + table(["method", "dataset", "d", "ratio", "k", "fit rows", "seconds", "peak MiB"], dr)
+        + markdown_table(["method", "dataset", "d", "ratio", "k", "fit rows", "seconds",
+                          "peak MiB"], dr)
         + "\n\nImage downsampling (Pillow float mode, all splits, then re-standardization; "
         "synthetic_images = 10k random 28x28 training images, validation and test = 2k "
         "of them each):\n\n"
-        + table(["filter", "dataset", "size", "images", "seconds", "us/image", "peak MiB"],
-                images)
+        + markdown_table(["filter", "dataset", "size", "images", "seconds", "us/image",
+                          "peak MiB"], images)
         + "\n"
     )
-    write_section(section)
+    write_section(SECTION, section)
     print(f"\nwrote the '{SECTION[3:]}' section of {RESULTS}")
 
 

@@ -21,13 +21,10 @@ benchmarks/RESULTS.md (other sections are kept).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
-import re
 import statistics
 import time
-from pathlib import Path
 
 import lightgbm
 import numpy as np
@@ -40,7 +37,8 @@ from steerage_ray.evolution import evolutionary_search
 from steerage_ray.predictor import AccuracyPredictor, compare_regressors, rank_correlation
 from steerage_ray.space import SearchSpace, ffnn_space
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from _results import RESULTS, cpu_model, today, write_section
+
 SECTION = "## Predictor and EES speed"
 # Per-method accuracy offsets of the synthetic surface (index = dr_method, 1-11).
 _DR_EFFECT = np.array([0, .01, .008, .009, .01, .02, .005, .012, 0, -.02, .015, -.01])
@@ -153,25 +151,9 @@ def regressor_cost_rows():
 
 
 def machine() -> str:
-    cpu = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = re.findall(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = models[0].strip() if models else cpu
-    return (f"{os.cpu_count()} cores ({cpu}), shared with other jobs; Python "
+    return (f"{os.cpu_count()} cores ({cpu_model()}), shared with other jobs; Python "
             f"{platform.python_version()}, numpy {np.__version__}, lightgbm "
             f"{lightgbm.__version__}, scikit-learn {sklearn.__version__}; one thread")
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this script's section of RESULTS.md, keeping the others."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated)
 
 
 def main() -> None:
@@ -180,7 +162,7 @@ def main() -> None:
     parser.add_argument("--study", action="store_true",
                         help="add the predictor-settings study and the regressor fit costs")
     args = parser.parse_args()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    date = today()
     command = "python benchmarks/bench_predictor.py" + (" --study" if args.study else "")
     lines = [SECTION, "",
              f"`{command}` on {date}. Machine: {machine()}. FFNN space (Table 2, 10 "
@@ -210,7 +192,7 @@ def main() -> None:
                 lines.append(f"| {model} | {per_fit:.4f} | {loo:.0f} |")
     section = "\n".join(lines) + "\n"
     print(section)
-    write_section(section)
+    write_section(SECTION, section)
     print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
 
 

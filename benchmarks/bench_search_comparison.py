@@ -1,0 +1,298 @@
+"""SteerageSearcher vs Ray Tune's random search vs Optuna TPE, at equal numbers of trainings.
+
+Every searcher trains exactly ``--budget`` FFNN architectures (Table 2 space sized for
+the dataset, ``ffnn_space(n_features)``) with the same trainable
+(``make_trainable``), the same epochs, the same trial seed, 1 CPU per trial and
+``max_concurrent_trials=2``, on digits and MNIST-1D, for several seeds:
+
+- ``steerage``: ``global_search`` (SteerageSearcher, default pool/predictor/EES
+  settings, round sizes scaled to the budget; the final EES round trains as many epochs
+  as every other trial);
+- ``random``: Tune's ``BasicVariantGenerator(random_state=seed)`` over ``to_tune(space)``;
+- ``optuna_tpe``: ``OptunaSearch`` with ``optuna.samplers.TPESampler(seed=seed)``, its
+  defaults otherwise (10 random startup trials).
+
+No method is tuned: each runs with its library defaults. Per run we record the best
+validation accuracy among the trained architectures and the test accuracy of that
+best-by-validation architecture (ties go to the first trained), and for Steerage also
+the final EES winner's validation and test accuracy. Baselines see Tune's flat space
+(conditional widths are sampled always and ignored by the model builder when inactive);
+Steerage sees the conditional space natively. Accuracies are of the float model:
+``quant_bits`` only affects ``quant_test_acc``, so it is a neutral dimension here.
+
+Prints per-run and aggregated tables, stores the per-run rows in
+benchmarks/data/search_comparison_runs.csv and writes the "SteerageSearcher vs random
+search vs Optuna TPE" section of benchmarks/RESULTS.md (other sections are kept).
+
+    python benchmarks/bench_search_comparison.py [--budget 40] [--seeds 0 1 2]
+        [--datasets digits mnist1d] [--epochs 8 15] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.search import Searcher
+from ray.tune.search.basic_variant import BasicVariantGenerator
+from ray.tune.search.optuna import OptunaSearch
+
+from steerage_ray.data import Dataset, load_dataset
+from steerage_ray.global_search import global_search
+from steerage_ray.searchers.plan import SearchPlan
+from steerage_ray.space import SearchSpace, ffnn_space, to_tune
+from steerage_ray.trainables import METRIC, MODE, make_trainable
+
+from _results import RESULTS, cpu_model, markdown_table, ram_gib, today, write_section
+
+SECTION = "## SteerageSearcher vs random search vs Optuna TPE"
+RUNS_CSV = Path(__file__).with_name("data") / "search_comparison_runs.csv"
+SEARCHERS = ("steerage", "random", "optuna_tpe")
+DEFAULT_EPOCHS = {"digits": 8, "mnist1d": 15}
+MAX_CONCURRENT_TRIALS = 2
+TRIAL_SCORES = ("val_acc", "test_acc", "quant_test_acc")
+
+
+def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int,
+               storage_path: str, name: str) -> tune.ResultGrid:
+    """One Tune experiment of ``train_architecture`` trials, set up as ``global_search``
+    sets up its own: 1 CPU per trial, actors reused, the trainable's default
+    checkpointing, one checkpoint kept per trial.
+
+    Tune applies ``max_concurrent_trials`` to ``Searcher``s only: a
+    ``BasicVariantGenerator`` must be built with ``max_concurrent`` (see
+    :func:`variant_generator`).
+    """
+    tuner = tune.Tuner(
+        make_trainable(dataset, cpus_per_trial=1),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=search_alg, metric=METRIC, mode=MODE,
+                                    num_samples=num_samples, reuse_actors=True,
+                                    max_concurrent_trials=MAX_CONCURRENT_TRIALS
+                                    if isinstance(search_alg, Searcher) else None),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    grid = tuner.fit()
+    if grid.num_errors:
+        raise RuntimeError(f"{grid.num_errors} trial(s) of {name} failed: "
+                           f"{[str(error)[:200] for error in grid.errors]}")
+    return grid
+
+
+def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
+    """One row per trial, in creation order: architecture keys (None when inactive),
+    the reported scores, ``diverged`` and the trial's wall seconds."""
+    rows = []
+    for result in grid:
+        architecture = space.decode_codes(space.encode(
+            {name: result.config[name] for name in space.names})[None, :])[0]
+        metrics = result.metrics
+        rows.append({**{name: architecture[name] for name in space.names},
+                     **{score: metrics[score] for score in TRIAL_SCORES},
+                     "diverged": bool(metrics.get("diverged", False)),
+                     "seconds": metrics["time_total_s"]})
+    return pd.DataFrame(rows)
+
+
+def start_ray() -> None:
+    """A private 2-CPU Ray for this script; ``address="local"`` so that a cluster someone
+    else started on the machine (``ray start``) is neither joined nor disturbed."""
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+def variant_generator(**options) -> BasicVariantGenerator:
+    """Tune's random search / list replay, limited to the benchmark's concurrency."""
+    return BasicVariantGenerator(max_concurrent=MAX_CONCURRENT_TRIALS, **options)
+
+
+def training_constants(seed: int, epochs: int) -> dict:
+    """Keys every trial shares, whichever searcher proposes its architecture."""
+    return {"family": "ffnn", "seed": seed, "epochs": epochs}
+
+
+def run_steerage(dataset, space, budget, epochs, seed, storage_path) -> tuple:
+    result = global_search(dataset, "ffnn", space=space, budget=budget, epochs=epochs,
+                           final_epochs=epochs, cpus_per_trial=1,
+                           max_concurrent_trials=MAX_CONCURRENT_TRIALS,
+                           storage_path=storage_path, name=f"steerage-{seed}", seed=seed,
+                           verbose=0)
+    if (result.trials["status"] != "completed").any():
+        raise RuntimeError(f"Steerage trials failed:\n{result.trials['status'].value_counts()}")
+    final = {"final_val_acc": result.best_result[METRIC],
+             "final_test_acc": result.best_result["test_acc"]}
+    return trial_frame(result.result_grid, space), final
+
+
+def run_baseline(kind, dataset, space, budget, epochs, seed, storage_path) -> tuple:
+    search_alg = (variant_generator(random_state=seed) if kind == "random" else
+                  OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed)))
+    grid = run_trials(dataset, {**to_tune(space), **training_constants(seed, epochs)},
+                      search_alg, budget, storage_path, f"{kind}-{seed}")
+    return trial_frame(grid, space), {}
+
+
+def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int) -> dict:
+    space = ffnn_space(n_features=dataset.n_features)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as storage_path:
+        if searcher == "steerage":
+            trials, final = run_steerage(dataset, space, budget, epochs, seed, storage_path)
+        else:
+            trials, final = run_baseline(searcher, dataset, space, budget, epochs, seed,
+                                         storage_path)
+    wall = time.perf_counter() - began
+    if len(trials) != budget:
+        raise RuntimeError(f"{searcher} trained {len(trials)} architectures, not {budget}")
+    best = trials.loc[trials["val_acc"].idxmax()]  # idxmax: first trained among ties
+    distinct = len(trials[list(space.names)].drop_duplicates())  # inactive -> NaN
+    return {"dataset": dataset.name, "searcher": searcher, "seed": seed, "budget": budget,
+            "epochs": epochs, "best_val_acc": best["val_acc"],
+            "test_acc_of_best": best["test_acc"],
+            "final_val_acc": final.get("final_val_acc", math.nan),
+            "final_test_acc": final.get("final_test_acc", math.nan),
+            "mean_val_acc": trials["val_acc"].mean(), "distinct": distinct,
+            "diverged": int(trials["diverged"].sum()),
+            "train_seconds": trials["seconds"].sum(), "wall_seconds": wall}
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over seeds per (dataset, searcher)."""
+    scores = ["best_val_acc", "test_acc_of_best", "final_val_acc", "final_test_acc",
+              "mean_val_acc", "distinct", "wall_seconds"]
+    grouped = runs.groupby(["dataset", "searcher"], sort=False)[scores]
+    table = grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
+    table["seeds"] = grouped.size().to_numpy()
+    return table
+
+
+def mean_std(row: pd.Series, column: str, scale: float = 100.0, digits: int = 2) -> str:
+    if math.isnan(row[column]):
+        return ""
+    spread = row[f"{column}_std"]
+    spread = "" if math.isnan(spread) else f" ± {scale * spread:.{digits}f}"
+    return f"{scale * row[column]:.{digits}f}{spread}"
+
+
+def summary_table(table: pd.DataFrame) -> str:
+    rows = [[row["dataset"], row["searcher"], str(row["seeds"]),
+             mean_std(row, "best_val_acc"), mean_std(row, "test_acc_of_best"),
+             mean_std(row, "final_val_acc"), mean_std(row, "final_test_acc"),
+             mean_std(row, "mean_val_acc"), mean_std(row, "distinct", 1.0, 1),
+             mean_std(row, "wall_seconds", 1.0, 0)]
+            for _, row in table.iterrows()]
+    return markdown_table(["dataset", "searcher", "seeds", "best val acc %",
+                           "test acc % of best-by-val", "EES winner val %",
+                           "EES winner test %", "mean val acc % of all trials",
+                           "distinct architectures", "wall s per run"], rows)
+
+
+def runs_table(runs: pd.DataFrame) -> str:
+    def percent(value):
+        return "" if math.isnan(value) else f"{100 * value:.2f}"
+
+    rows = [[row["dataset"], row["searcher"], str(row["seed"]), percent(row["best_val_acc"]),
+             percent(row["test_acc_of_best"]), percent(row["final_val_acc"]),
+             percent(row["final_test_acc"]), str(row["distinct"]), str(row["diverged"]),
+             f"{row['wall_seconds']:.0f}"] for _, row in runs.iterrows()]
+    return markdown_table(["dataset", "searcher", "seed", "best val %", "test % of best",
+                           "EES winner val %", "EES winner test %", "distinct", "diverged",
+                           "wall s"], rows)
+
+
+def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
+                  seeds: list[int]) -> str:
+    plan = SearchPlan.resolve(budget=budget)
+    sizes = ", ".join(
+        f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} "
+        f"train/val/test, {data.n_features} features, {n} epochs per trial "
+        f"(one test example = {100 / len(data.y_test):.2f} points)"
+        for data, n in zip(datasets, epochs))
+    return (f"Budget {budget} trained architectures per run for every searcher; seeds "
+            f"{', '.join(map(str, seeds))} (the seed drives the searcher and every trial's "
+            f"weight initialisation and batch order); {sizes}. Training: the trainable's "
+            f"defaults for these datasets (Adam, lr 0.01, weight decay 1e-3, batch 128; "
+            f"the reported val_acc is the best epoch's, and test_acc is measured on that "
+            f"epoch's weights). Steerage's plan for budget {budget}: {plan.describe()} "
+            f"(Sobol pool 2048, predictor 500 trees, EES 100 x 200: the library defaults). "
+            f"Optuna TPE: {optuna.__version__}, 10 random startup trials (its default). "
+            f"All searchers: 1 CPU per trial, max_concurrent_trials="
+            f"{MAX_CONCURRENT_TRIALS}, actors reused. Mean ± sample std over seeds; "
+            f"'distinct' counts different architectures (inactive widths ignored).")
+
+
+def machine() -> str:
+    memory = "" if ram_gib() is None else f", {ram_gib():.0f} GiB RAM"
+    return (f"{os.cpu_count()} cores ({cpu_model()}){memory}, no GPU, shared with other "
+            f"jobs; Python {platform.python_version()}, torch {torch.__version__}, ray "
+            f"{ray.__version__}, optuna {optuna.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=40, help="architectures per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_EPOCHS))
+    parser.add_argument("--epochs", type=int, nargs="+",
+                        help="epochs per trial, one per dataset (default: digits 8, "
+                             "mnist1d 15)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="do not touch RESULTS.md or the runs CSV")
+    args = parser.parse_args()
+    epochs = args.epochs or [DEFAULT_EPOCHS.get(name, 10) for name in args.datasets]
+    if len(epochs) != len(args.datasets):
+        parser.error(f"--epochs needs one value per dataset ({len(args.datasets)}), "
+                     f"got {len(epochs)}")
+    datasets = [load_dataset(name) for name in args.datasets]
+    start_ray()
+    began = time.perf_counter()
+    runs = []
+    for dataset, n_epochs in zip(datasets, epochs):
+        for seed in args.seeds:
+            for searcher in SEARCHERS:
+                runs.append(one_run(searcher, dataset, args.budget, n_epochs, seed))
+                row = runs[-1]
+                print(f"{dataset.name} seed {seed} {searcher:10s}: best val "
+                      f"{row['best_val_acc']:.4f} (test {row['test_acc_of_best']:.4f})"
+                      + ("" if math.isnan(row["final_val_acc"]) else
+                         f", EES winner val {row['final_val_acc']:.4f} test "
+                         f"{row['final_test_acc']:.4f}")
+                      + f", {row['distinct']} distinct, {row['wall_seconds']:.0f} s",
+                      flush=True)
+    ray.shutdown()
+    total = time.perf_counter() - began
+    runs = pd.DataFrame(runs)
+    defaults = (args.budget == 40 and args.seeds == [0, 1, 2]
+                and args.datasets == list(DEFAULT_EPOCHS)
+                and epochs == list(DEFAULT_EPOCHS.values()))
+    command = "python benchmarks/bench_search_comparison.py" + ("" if defaults else (
+        f" --budget {args.budget} --seeds {' '.join(map(str, args.seeds))} --datasets "
+        f"{' '.join(args.datasets)} --epochs {' '.join(map(str, epochs))}"))
+    section = "\n".join([
+        SECTION, "",
+        f"`{command}` on {today()}, {total / 60:.1f} min wall in total. Machine: "
+        f"{machine()}.", "",
+        settings_text(datasets, epochs, args.budget, args.seeds), "",
+        summary_table(aggregate(runs)), "",
+        "Every run:", "", runs_table(runs), ""])
+    print("\n" + section)
+    if not args.no_write:
+        RUNS_CSV.parent.mkdir(exist_ok=True)
+        runs.to_csv(RUNS_CSV, index=False, float_format="%.6g")
+        write_section(SECTION, section)
+        print(f"wrote {RUNS_CSV} and the '{SECTION[3:]}' section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
