@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
+	rm -rf $(DEMO_DIR)  # the demo always starts afresh; `steerage search` never overwrites
 	$(BIN)/steerage search --experiment digits-ffnn --output $(DEMO_DIR)
 
 bench: $(STAMP)
