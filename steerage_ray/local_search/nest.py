@@ -28,6 +28,7 @@ from steerage_ray.local_search.scann import (
     SchemeResult,
     StepRecorder,
     apply_operation,
+    check_common_options,
     check_ratio,
     grow_connections,
     prune_connections,
@@ -466,25 +467,12 @@ class NestOptions:
     accuracy_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("new_feature_maps", "candidate_kernels", "area_images"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("conv_growth_ratio", "conv_pruning_ratio", "area_ratio"):
             check_ratio(name, getattr(self, name))
         if not isinstance(self.head, ScannOptions):
             raise ValueError(f"head must be a ScannOptions, got {type(self.head).__name__}")
-        valid = NEST_OPERATIONS + SCANN_OPERATIONS
-        if self.schedule is not None:
-            if isinstance(self.schedule, str) or not self.schedule:
-                raise ValueError(f"schedule must be a non-empty sequence of operation names "
-                                 f"from {valid}, got {self.schedule!r}")
-            unknown = [op for op in self.schedule if op not in valid]
-            if unknown:
-                raise ValueError(f"schedule has unknown operation(s) {unknown}; valid: {valid}")
-        if not 0 <= self.accuracy_tolerance < 1:
-            raise ValueError("accuracy_tolerance must be in [0, 1) (a fraction of accuracy), "
-                             f"got {self.accuracy_tolerance!r}")
+        check_common_options(self, ("new_feature_maps", "candidate_kernels", "area_images"),
+                             NEST_OPERATIONS + SCANN_OPERATIONS)
 
     def operations(self, iterations: int) -> list[str]:
         """The operation of each of the ``iterations`` steps."""

@@ -44,6 +44,28 @@ def check_ratio(name: str, value: float) -> float:
     return float(value)
 
 
+def check_common_options(options: object, counts: tuple[str, ...],
+                         operations: tuple[str, ...]) -> None:
+    """Checks shared by the scheme options: positive integer ``counts`` fields, a
+    ``schedule`` of known ``operations`` (or None) and ``accuracy_tolerance`` in [0, 1)."""
+    for name in counts:
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    schedule = options.schedule
+    if schedule is not None:
+        if isinstance(schedule, str) or not schedule:
+            raise ValueError(f"schedule must be a non-empty sequence of operation names "
+                             f"from {operations}, got {schedule!r}")
+        unknown = [op for op in schedule if op not in operations]
+        if unknown:
+            raise ValueError(f"schedule has unknown operation(s) {unknown}; "
+                             f"valid: {operations}")
+    if not 0 <= options.accuracy_tolerance < 1:
+        raise ValueError("accuracy_tolerance must be in [0, 1) (a fraction of accuracy), "
+                         f"got {options.accuracy_tolerance!r}")
+
+
 def _selection_count(ratio: float, available: int) -> int:
     """``round(ratio * available)``, at least one and at most ``available``."""
     return min(max(1, round(ratio * available)), available)
@@ -272,21 +294,7 @@ class ScannOptions:
                              f"got {self.neuron_growth!r}")
         if self.split_noise < 0:
             raise ValueError(f"split_noise must be >= 0, got {self.split_noise!r}")
-        for name in ("gradient_batches", "gradient_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.schedule is not None:
-            if isinstance(self.schedule, str) or not self.schedule:
-                raise ValueError(f"schedule must be a non-empty sequence of operation names "
-                                 f"from {OPERATIONS}, got {self.schedule!r}")
-            unknown = [op for op in self.schedule if op not in OPERATIONS]
-            if unknown:
-                raise ValueError(f"schedule has unknown operation(s) {unknown}; "
-                                 f"valid: {OPERATIONS}")
-        if not 0 <= self.accuracy_tolerance < 1:
-            raise ValueError("accuracy_tolerance must be in [0, 1) (a fraction of accuracy), "
-                             f"got {self.accuracy_tolerance!r}")
+        check_common_options(self, ("gradient_batches", "gradient_batch_size"), OPERATIONS)
 
     def operations(self, scheme: str, iterations: int) -> list[str]:
         """The operation of each of the ``iterations`` steps of ``scheme``."""
