@@ -47,7 +47,6 @@ from steerage_ray.training import TrainSettings, settings_for, train_model
 
 PHASES = ("baseline", "global_search", "local_search", "report")
 TUNE_NAME = "global_search"
-_TRAINING_KEYS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "patience")
 
 
 def _say(message: str) -> None:
@@ -136,10 +135,17 @@ def experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
 def training_settings(experiment: Experiment, data: Dataset,
                       epochs: int | None = None) -> TrainSettings:
     """``settings_for`` the data, overridden by the experiment's training section."""
-    training = experiment.training
-    overrides = {k: training[k] for k in _TRAINING_KEYS if training.get(k) is not None}
-    overrides["epochs"] = epochs or training["epochs"]
+    overrides = {**_training_overrides(experiment),
+                 "epochs": epochs or experiment.training["epochs"]}
     return settings_for(data.name, experiment.family, seed=experiment.seed, **overrides)
+
+
+def _training_overrides(experiment: Experiment) -> dict:
+    """The training settings the experiment fixes, except the epochs (phase-specific)."""
+    from steerage_ray.trainables import TRAINING_KEYS
+
+    return {k: v for k, v in experiment.training.items()
+            if k in TRAINING_KEYS and k != "epochs" and v is not None}
 
 
 def resolve_resources(experiment: Experiment) -> Experiment:
@@ -197,10 +203,14 @@ class ExperimentDir:
     def exists(self) -> bool:
         return self.file("experiment.yaml").is_file()
 
-    def create(self, experiment: Experiment) -> None:
+    def require_new(self) -> None:
+        """Refuse to start over an existing experiment (nothing is ever overwritten)."""
         if self.exists():
             raise ValueError(f"{self.path} already holds an experiment; continue it with "
                              f"`steerage resume {self.path}` or choose another --output")
+
+    def create(self, experiment: Experiment) -> None:
+        self.require_new()
         self.path.mkdir(parents=True, exist_ok=True)
         self.file("experiment.yaml").write_text(
             yaml.safe_dump(experiment.to_dict(), sort_keys=False))
@@ -300,8 +310,7 @@ def run_global_search(experiment: Experiment, data: Dataset, run_dir: Experiment
             experiment.family, data.input_shape, data.n_classes,
             max_params=experiment.search["max_params"],
             max_flops=experiment.search["max_flops"])
-    training = {k: experiment.training[k] for k in _TRAINING_KEYS
-                if experiment.training.get(k) is not None}
+    training = _training_overrides(experiment)
     return global_search(
         data, experiment.family, space=experiment_space(experiment, data),
         epochs=experiment.training["epochs"],
@@ -416,9 +425,7 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
                    storage: str | None = None, verbose: int = 0) -> ExperimentDir:
     """Run every phase of ``experiment`` into a new experiment directory."""
     run_dir = ExperimentDir(output)
-    if run_dir.exists():
-        raise ValueError(f"{run_dir.path} already holds an experiment; continue it with "
-                         f"`steerage resume {run_dir.path}` or choose another --output")
+    run_dir.require_new()  # before any work, not only when the directory is written
     data = load_experiment_data(experiment)
     experiment_space(experiment, data)  # a space that does not fit fails before Ray
     _start_ray(address)
