@@ -41,7 +41,7 @@ from steerage_ray.models import (
     lenet5_baseline,
     resnet18_cifar,
 )
-from steerage_ray.report import format_summary, summary_table, write_plots
+from steerage_ray.report import format_summary, most_accurate, summary_table, write_plots
 from steerage_ray.space import SearchSpace, get_preset, load_space_file
 from steerage_ray.training import TrainSettings, settings_for, train_model
 
@@ -553,7 +553,7 @@ def _model_to_export(run_dir: ExperimentDir, experiment: Experiment, which: str)
     saved = torch.load(path, weights_only=False)
     pareto = pd.read_csv(pareto_path)
     if which == "best":
-        row = pareto.sort_values(["val_acc", "params"], ascending=[False, True]).iloc[0]
+        row = most_accurate(pareto)
     elif which == "smallest":
         row = pareto.sort_values(["params", "val_acc"], ascending=[True, False]).iloc[0]
     elif which.isdigit() and int(which) < len(pareto):

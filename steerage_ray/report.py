@@ -42,13 +42,18 @@ def summary_table(baseline: dict | None, winner: dict | None,
     if winner:
         rows.append(_summary_row("STEERAGE (GS)", winner))
     if pareto is not None and len(pareto):
-        best = pareto.sort_values(["val_acc", "params"], ascending=[False, True]).iloc[0]
+        best = most_accurate(pareto)
         rows.append(_summary_row(f"STEERAGE (GS+LS, scheme {best['scheme']})",
                                  best.to_dict()))
     table = pd.DataFrame(rows, columns=["method", "test_acc", "params", "flops"])
     if baseline and baseline.get("params"):
         table["compression"] = baseline["params"] / table["params"]
     return table
+
+
+def most_accurate(pareto: pd.DataFrame) -> pd.Series:
+    """The Pareto point with the best validation accuracy, ties to fewer parameters."""
+    return pareto.sort_values(["val_acc", "params"], ascending=[False, True]).iloc[0]
 
 
 def _summary_row(method: str, result: dict) -> dict:
