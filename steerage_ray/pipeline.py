@@ -275,7 +275,8 @@ def _baseline_model(experiment: Experiment, data: Dataset) -> tuple[torch.nn.Mod
         if "hidden_sizes" in spec:
             hidden = [int(h) for h in spec["hidden_sizes"]]
         elif "hidden_sizes_per_feature" in spec:
-            hidden = [max(1, int(m * data.n_features)) for m in spec["hidden_sizes_per_feature"]]
+            hidden = [max(1, int(m * data.n_features))
+                      for m in spec["hidden_sizes_per_feature"]]
         else:
             raise ValueError("baseline needs hidden_sizes (e.g. [300, 100]) or "
                              "hidden_sizes_per_feature (e.g. [2, 1]) for an ffnn experiment")
