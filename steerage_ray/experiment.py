@@ -26,17 +26,23 @@ FAMILIES = ("ffnn", "lenet", "resnet")
 _NUMBER = (int, float)
 _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "search": {
+        # "steerage" (the default mode) or "paper" (Algorithms 1 and 2 exactly).
+        "algorithm": ((str,), "steerage"),
         "count": ((int,), 2048),
-        # Unset round sizes are decided by SearchPlan.resolve: the paper's 100 / 3 / 1
-        # without a budget, scaled to fit one with it.
+        # Unset sizes are decided by strategies.plan.resolve_plan: paper mode takes the
+        # paper's 100 / 3 / 1 without a budget and scales them to fit one; the default
+        # mode splits the budget (401 when unset) into design, guided and final.
+        "budget": ((int,), None),
+        "final_count": ((int,), None),
+        "n_initial": ((int,), None),
         "iter_count": ((int,), None),
         "iterations": ((int,), None),
-        "final_count": ((int,), None),
-        "budget": ((int,), None),
-        "ees_population": ((int,), 100),
-        "ees_generations": ((int,), 200),
-        "mutation_prob": (_NUMBER, 0.1),
-        "refit_fraction": (_NUMBER, 1.0),
+        "refit_fraction": (_NUMBER, None),
+        # EES: None = the algorithm's own (paper 100 x 200 at rho 0.1; default mode
+        # 32 x 10 at 0.2 per candidate refresh).
+        "ees_population": ((int,), None),
+        "ees_generations": ((int,), None),
+        "mutation_prob": (_NUMBER, None),
         "max_params": ((int,), None),
         "max_flops": ((int,), None),
     },
@@ -66,6 +72,7 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
 }
 _POSITIVE = {
     "count", "iter_count", "final_count", "budget", "ees_population", "ees_generations",
+    "n_initial",
     "epochs", "final_epochs", "batch_size", "lr", "max_params", "max_flops",
     "cpus_per_trial", "iterations",
 }
@@ -95,7 +102,8 @@ class Experiment:
     source: str = ""
 
     def search_plan(self):
-        """How many architectures each global-search round trains (a ``SearchPlan``)."""
+        """How many architectures each phase of the global search trains (a
+        ``SearchPlan`` in paper mode, a ``GuidedPlan`` in the default mode)."""
         return _search_plan(self.search, self.source)
 
     def to_dict(self) -> dict:
@@ -225,14 +233,28 @@ def _validate_section(name: str, value: Any, source: str) -> dict:
 
 
 def _check_search_counts(search: dict, source: str) -> None:
-    if not 0.0 <= search["mutation_prob"] <= 1.0:
+    from steerage_ray.strategies.plan import ALGORITHMS, GUIDED_ONLY, PAPER_ONLY
+
+    algorithm = search["algorithm"]
+    if algorithm not in ALGORITHMS:
+        raise ExperimentError(f"experiment {source}: search.algorithm must be one of "
+                              f"{ALGORITHMS}, got {algorithm!r}")
+    foreign = GUIDED_ONLY if algorithm == "paper" else PAPER_ONLY
+    wrong = [key for key in foreign if search.get(key) is not None]
+    if wrong:
+        other = "steerage" if algorithm == "paper" else "paper"
+        raise ExperimentError(f"experiment {source}: search.{wrong[0]} applies to "
+                              f"search.algorithm: {other} only; remove it or set "
+                              f"search.algorithm: {other}")
+    mutation, refit = search["mutation_prob"], search["refit_fraction"]
+    if mutation is not None and not 0.0 <= mutation <= 1.0:
         raise ExperimentError(f"experiment {source}: search.mutation_prob must be in "
-                              f"[0, 1], got {search['mutation_prob']!r}")
-    if not 0.0 < search["refit_fraction"] <= 1.0:
+                              f"[0, 1], got {mutation!r}")
+    if refit is not None and not 0.0 < refit <= 1.0:
         raise ExperimentError(f"experiment {source}: search.refit_fraction must be in "
-                              f"(0, 1], got {search['refit_fraction']!r}")
+                              f"(0, 1], got {refit!r}")
     plan = _search_plan(search, source)
-    if plan.pool_demand > search["count"]:
+    if algorithm == "paper" and plan.pool_demand > search["count"]:
         raise ExperimentError(
             f"experiment {source}: search.count ({search['count']}) is smaller than the "
             f"{plan.pool_demand} pool members the rounds train ({plan.initial} random + "
@@ -241,11 +263,14 @@ def _check_search_counts(search: dict, source: str) -> None:
 
 
 def _search_plan(search: dict, source: str):
-    from steerage_ray.searchers.plan import SearchPlan  # late: keeps `steerage -h` fast
+    from steerage_ray.strategies.plan import resolve_plan  # late: keeps `steerage -h` fast
 
     try:
-        return SearchPlan.resolve(search["iter_count"], search["iterations"],
-                                  search["final_count"], search["budget"])
+        return resolve_plan(search["algorithm"], search["budget"],
+                            iter_count=search["iter_count"],
+                            iterations=search["iterations"],
+                            final_count=search["final_count"],
+                            n_initial=search["n_initial"])
     except ValueError as error:
         raise ExperimentError(f"experiment {source}: search: {error}") from None
 

@@ -10,6 +10,7 @@ from steerage_ray.experiment import (
 )
 
 MINIMAL = {"name": "t", "dataset": {"name": "digits"}, "family": "ffnn"}
+PAPER = {**MINIMAL, "search": {"algorithm": "paper"}}
 
 
 def test_bundled_experiments_cover_the_paper_and_the_small_presets():
@@ -22,28 +23,44 @@ def test_bundled_experiments_cover_the_paper_and_the_small_presets():
 def test_every_bundled_experiment_loads_and_validates(name):
     experiment = load_experiment(name)
     assert experiment.name == name
-    assert experiment.search_plan().pool_demand <= experiment.search["count"]
+    plan = experiment.search_plan()
+    if experiment.search["algorithm"] == "paper":
+        assert plan.pool_demand <= experiment.search["count"]
+    else:
+        assert plan.total == experiment.search["budget"]
     assert experiment.training["epochs"] >= 1
     # Round trip through a plain dict gives the same experiment.
     assert parse_experiment(experiment.to_dict()).to_dict() == experiment.to_dict()
 
 
 def test_defaults_are_the_papers():
-    experiment = parse_experiment(MINIMAL)
+    experiment = parse_experiment(PAPER)
     assert experiment.search["count"] == 2048
     plan = experiment.search_plan()
     assert (plan.initial, plan.iter_count, plan.iterations, plan.final_count) == \
         (100, 100, 3, 1)
-    assert experiment.search["ees_population"] == 100
-    assert experiment.search["ees_generations"] == 200
+    # EES sizes are left to the algorithm: the paper's 100 x 200 in paper mode
+    assert experiment.search["ees_population"] is None
     assert experiment.space == {"preset": "ffnn"}
+
+
+def test_the_default_algorithm_splits_the_papers_401_trials():
+    experiment = parse_experiment(MINIMAL)
+    assert experiment.search["algorithm"] == "steerage"
+    plan = experiment.search_plan()
+    assert (plan.total, plan.initial, plan.final) == (401, 10, 1)
+    assert parse_experiment({**MINIMAL, "search": {"budget": 30}}).search_plan().total == 30
 
 
 @pytest.mark.parametrize("change, field", [
     ({"family": "transformer"}, "family"),
     ({"search": {"iter_count": 0}}, "search.iter_count"),
-    ({"search": {"count": 10, "iter_count": 20}}, "search.count"),
-    ({"search": {"iter_count": 10, "iterations": 3, "budget": 12}}, "search: budget"),
+    ({"search": {"algorithm": "paper", "count": 10, "iter_count": 20}}, "search.count"),
+    ({"search": {"algorithm": "paper", "iter_count": 10, "iterations": 3, "budget": 12}},
+     "search: budget"),
+    ({"search": {"iter_count": 10}}, "search.iter_count applies to search.algorithm: paper"),
+    ({"search": {"algorithm": "paper", "n_initial": 5}}, "search.n_initial"),
+    ({"search": {"algorithm": "bayes"}}, "search.algorithm"),
     ({"search": {"mutation_prob": 1.5}}, "search.mutation_prob"),
     ({"search": {"itercount": 5}}, "itercount"),
     ({"training": {"epochs": "ten"}}, "training.epochs"),
@@ -79,7 +96,7 @@ def test_missing_file_and_malformed_yaml(tmp_path):
 
 
 def test_overrides_are_revalidated():
-    experiment = parse_experiment(MINIMAL)
+    experiment = parse_experiment(PAPER)
     changed = experiment.with_overrides(search={"count": 64, "iter_count": 8})
     assert changed.search["count"] == 64 and experiment.search["count"] == 2048
     with pytest.raises(ExperimentError, match="search.count"):
@@ -87,13 +104,14 @@ def test_overrides_are_revalidated():
 
 
 def test_a_budget_scales_the_rounds_that_are_not_given():
-    experiment = parse_experiment({**MINIMAL, "search": {"count": 256, "budget": 41}})
+    experiment = parse_experiment({**MINIMAL, "search": {"algorithm": "paper", "count": 256,
+                                                         "budget": 41}})
     plan = experiment.search_plan()
     assert plan.total == 41 and plan.iterations == 3 and plan.final_count == 1
 
 
 def test_a_budget_override_lets_the_file_round_sizes_scale():
-    experiment = load_experiment("digits-cnn")  # fixes iter_count 12, iterations 3
+    experiment = load_experiment("mnist-lenet5")  # fixes iter_count 100, iterations 3
     scaled = experiment.with_overrides(search={"budget": 12},
                                        unset=("iter_count", "iterations"))
     assert scaled.search_plan().total == 12

@@ -22,61 +22,14 @@ from steerage_ray.searchers import SearchPlan, SteerageSearcher
 from steerage_ray.space import Choice, Condition, Float, Integer, SearchSpace, ffnn_space
 from steerage_ray.trainables import check_space_fits
 
-SMALL = dict(count=128, iter_count=6, iterations=2, ees_population=20, ees_generations=10,
+from searcher_driver import accuracy, drive, finish, small_space
+
+SMALL = dict(algorithm="paper", count=128, iter_count=6, iterations=2, ees_population=20, ees_generations=10,
              predictor_params={"n_estimators": 60, "min_child_samples": 2})
-
-
-def small_space() -> SearchSpace:
-    return SearchSpace([
-        Integer("num_layers", 1, 3),
-        Integer("neurons_1", 16, 128, step=16),
-        Integer("neurons_2", 16, 128, step=16, condition=Condition("num_layers", 2)),
-        Integer("neurons_3", 16, 128, step=16, condition=Condition("num_layers", 3)),
-        Float("dr_ratio", 1.0, 4.0, step=0.5),
-        Choice("quant_bits", (8, 16, 32)),
-    ], constants={"family": "ffnn"})
-
-
-def accuracy(config: dict) -> float:
-    """A smooth synthetic 'validation accuracy' with a unique optimum."""
-    return (0.95 - 0.04 * abs(config["num_layers"] - 2) - abs(config["neurons_1"] - 96) / 2000
-            - 0.01 * config["dr_ratio"] + 0.0001 * config["quant_bits"])
 
 
 def make_searcher(**overrides) -> SteerageSearcher:
     return SteerageSearcher(small_space(), "val_acc", "max", **{**SMALL, **overrides})
-
-
-def drive(searcher, objective=accuracy, max_in_flight=4, stop_after=None, prefix="t",
-          outcome=None, running=None, start=0):
-    """Run the ask/tell loop like Tune: keep up to ``max_in_flight`` trials, complete the
-    oldest when the searcher says "later". ``outcome(trial_id, result)`` may rewrite a
-    result; returning None reports an error. ``running`` are trials already in flight;
-    new trial ids count from ``start``. Returns (proposals, still running, waits)."""
-    proposals, running, waits = [], list(running or []), 0
-    while stop_after is None or len(proposals) < stop_after:
-        trial_id = f"{prefix}{start + len(proposals)}"
-        config = searcher.suggest(trial_id) if len(running) < max_in_flight else None
-        if config == Searcher.FINISHED:
-            break
-        if config is None:
-            waits += 1
-            if not running:
-                raise AssertionError("searcher waits although nothing is in flight")
-            done_id, done_config = running.pop(0)
-            result = {searcher.metric: objective(done_config), "training_iteration": 3}
-            if outcome is not None:
-                result = outcome(done_id, result)
-            searcher.on_trial_complete(done_id, result, error=result is None)
-            continue
-        proposals.append((trial_id, config))
-        running.append((trial_id, config))
-    return proposals, running, waits
-
-
-def finish(searcher, running, objective=accuracy):
-    for trial_id, config in running:
-        searcher.on_trial_complete(trial_id, {searcher.metric: objective(config)})
 
 
 def arch_key(searcher, config):
@@ -283,7 +236,8 @@ def test_tune_param_space_with_nested_dict_and_budget_from_num_samples():
         "dropout": tune.quniform(0.0, 0.5, 0.1),
         "dataset": "digits",
     }
-    searcher = SteerageSearcher(metric="score", mode="max", count=256, ees_population=10,
+    searcher = SteerageSearcher(metric="score", mode="max", algorithm="paper", count=256,
+                                ees_population=10,
                                 ees_generations=5)
     assert searcher.set_search_properties(None, None, param_space, num_samples=20) is True
     assert searcher.plan == SearchPlan(initial=7, iter_count=4, iterations=3, final_count=1)
@@ -306,13 +260,17 @@ def test_budget_rules():
     explicit = make_searcher()
     explicit.set_search_properties(None, None, {}, num_samples=500)
     assert explicit.plan == SearchPlan(6, 6, 2, 1)
-    unlimited = SteerageSearcher(small_space(), "val_acc", "max", count=512)
+    unlimited = SteerageSearcher(small_space(), "val_acc", "max", algorithm="paper", count=512)
     unlimited.set_search_properties(None, None, {}, num_samples=sys.maxsize)  # num_samples=-1
     assert unlimited.plan == SearchPlan(100, 100, 3, 1)
     with pytest.raises(ValueError, match="num_samples"):
         explicit.set_search_properties(None, None, {}, num_samples=10)
-    with pytest.raises(ValueError, match="budget"):
-        SteerageSearcher(small_space(), "val_acc", "max", budget=5)
+    with pytest.raises(ValueError, match="budget"):  # explicit sizes that cannot fit
+        SteerageSearcher(small_space(), "val_acc", "max", algorithm="paper", iter_count=6,
+                         iterations=2, budget=5)
+    # a small budget with free sizes degrades to fewer rounds (Tune runs any budget)
+    assert SearchPlan.resolve(budget=5) == SearchPlan(2, 1, 2, 1)
+    assert SearchPlan.resolve(budget=1) == SearchPlan(1, 1, 0, 0)
 
 
 def test_warm_start_points_are_observations_never_proposed():
@@ -377,7 +335,7 @@ def test_bad_tune_space_and_missing_metric_raise_in_set_search_properties():
         SteerageSearcher(metric="m", mode="max").set_search_properties(
             None, None, {"x": tune.grid_search([1, 2]), "y": tune.choice([1, 2])})
     with pytest.raises(ValueError, match="metric"):
-        SteerageSearcher(count=64, iter_count=4).set_search_properties(
+        SteerageSearcher(count=64, algorithm="paper", iter_count=4).set_search_properties(
             None, None, {"y": tune.randint(0, 100)})
     with pytest.raises(ValueError, match="mode"):
         SteerageSearcher(metric="m").set_search_properties("m", "best", {"y": tune.randint(0, 9)})

@@ -29,7 +29,7 @@ from steerage_ray.space import Choice, Condition, Float, Integer, SearchSpace, f
 # Ray workers cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-SEARCH = dict(count=64, iter_count=4, iterations=2, ees_population=20, ees_generations=10,
+SEARCH = dict(algorithm="paper", count=64, iter_count=4, iterations=2, ees_population=20, ees_generations=10,
               predictor_params={"n_estimators": 50, "min_child_samples": 2})
 TOTAL = 4 + 2 * 4 + 1
 
@@ -170,8 +170,7 @@ def user_param_space(log_dir) -> dict:
 
 
 def test_plugs_into_a_user_experiment_with_its_own_param_space(ray_session, tmp_path):
-    searcher = SteerageSearcher(count=128, ees_population=10, ees_generations=5, seed=1,
-                                predictor_params={"n_estimators": 30, "min_child_samples": 2})
+    searcher = SteerageSearcher(count=128, ees_population=10, ees_generations=5, seed=1)
     grid = tune.Tuner(
         user_trainable, param_space=user_param_space(tmp_path),
         tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
@@ -196,15 +195,15 @@ def test_plugs_into_a_user_experiment_with_its_own_param_space(ray_session, tmp_
 
 def timed_trainable(config):
     start = time.time()
-    time.sleep(1.0)
+    time.sleep(3.0)  # long enough to overlap with the next trial on a loaded machine
     with open(os.path.join(config["log_dir"], f"{uuid.uuid4().hex}.span"), "w") as file:
         file.write(f"{start} {time.time()}")
     tune.report({"score": float(config["x"])})
 
 
 def test_max_concurrent_trials_two_runs_two_at_once_never_more(ray_session, tmp_path):
-    searcher = SteerageSearcher(count=64, iter_count=2, iterations=1, final_count=2,
-                                ees_population=10, ees_generations=5)
+    searcher = SteerageSearcher(algorithm="paper", count=64, iter_count=2, iterations=1,
+                                final_count=2, ees_population=10, ees_generations=5)
     tune.Tuner(
         tune.with_resources(timed_trainable, {"cpu": 0.5}),  # room for 4 at once
         param_space={"x": tune.randint(0, 100), "log_dir": str(tmp_path)},
@@ -226,8 +225,7 @@ def flaky_trainable(config):
 
 
 def test_errored_and_nan_trials_are_counted_and_do_not_stop_the_search(ray_session, tmp_path):
-    searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5,
-                                predictor_params={"n_estimators": 20, "min_child_samples": 2})
+    searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5)
     grid = tune.Tuner(
         flaky_trainable, param_space={"x": tune.randint(0, 60)},
         tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
@@ -250,8 +248,7 @@ def curve_trainable(config):
 
 
 def test_asha_stopped_trials_are_labelled_with_their_best_report(ray_session, tmp_path):
-    searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5,
-                                predictor_params={"n_estimators": 20, "min_child_samples": 2})
+    searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5)
     tune.Tuner(
         curve_trainable, param_space={"x": tune.randint(1, 100)},
         tune_config=tune.TuneConfig(
@@ -277,7 +274,8 @@ GPU_SCRIPT = textwrap.dedent("""
     from steerage_ray.global_search import global_search
     result = global_search(
         "digits", "ffnn", space=tiny_ffnn_space(), gpus_per_trial=0.5, epochs=1,
-        count=32, iter_count=2, iterations=1, ees_population=10, ees_generations=5,
+        algorithm="paper", count=32, iter_count=2, iterations=1, ees_population=10,
+        ees_generations=5,
         storage_path=sys.argv[1], name="gpu", verbose=0)
     print("RESULT" + json.dumps({
         "status": result.trials["status"].tolist(),
@@ -306,8 +304,9 @@ def test_gpu_trials_on_fake_gpus_schedule_and_train_on_the_cpu(tmp_path):
     (dict(family="mlp"), "family"),
     (dict(family="lenet"), "image dataset"),
     (dict(training={"learning_rate": 0.1}), "learning_rate"),
-    (dict(iter_count=100, count=64), "pool"),
-    (dict(budget=3), "budget"),
+    (dict(algorithm="paper", iter_count=100, count=64), "pool"),
+    (dict(iter_count=100), "iter_count applies to algorithm='paper'"),
+    (dict(budget=0), "budget"),
 ])
 def test_global_search_rejects_bad_input_before_any_trial(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,31 +1,44 @@
-"""``SteerageSearcher``: the STEERAGE global search (paper Algorithms 1 and 2) as a Tune Searcher.
+"""``SteerageSearcher``: STEERAGE's global search as a Ray Tune Searcher.
 
-The search runs in rounds, each a batch of architectures Tune trains in parallel:
+A thin adapter in the manner of Tune's own (``OptunaSearch``): it converts the Tune
+space, keeps every trial's record and its state picklable, and delegates the choice of
+the next architecture to a Ray-free strategy (``steerage_ray.strategies``):
 
-====  ============  =============================================================
-round phase         members
-====  ============  =============================================================
-0     ``initial``   random members of a seeded Sobol pool (``plan.initial``)
-1..I  ``iterative`` the ``iter_count`` unseen pool members the predictor ranks best
-I+1   ``final``     the ``final_count`` best distinct unseen architectures found by
-                    EES over the predictor, with ``final_config`` merged in
-====  ============  =============================================================
+* ``algorithm="steerage"`` (default): ``GuidedStrategy``, asynchronous and
+  uncertainty-aware (Sobol design, bootstrap ensemble of boosted trees, Thompson
+  sampling optimised over the whole space);
+* ``algorithm="paper"``: ``PaperStrategy``, the paper's Algorithms 1 and 2 exactly
+  (Sobol pool, rounds of predicted-best pool members, a final EES round).
 
-The predictor is refitted on every observation before each round after the first.
-``suggest`` returns None ("ask again later") while a round waits for results, and
-``Searcher.FINISHED`` once the final round is handed out. Everything runs on Tune's
-driver loop, so refits and EES are timed (``round_scores``) and kept small.
+What the adapter decides (the strategies never see Tune):
+
+* Labels: a trial is labelled with the best finite ``metric`` value it reported, so a
+  trial a scheduler (ASHA) stopped early keeps what it reached, with the number of
+  reports as its fidelity. An error, a missing metric or NaN/inf make it *failed*: it
+  never enters a fit and is never proposed again.
+* Budget: ``budget``, else Tune's ``num_samples`` (divided by the repeat count under a
+  ``Repeater``), else the paper's 401 trials; the plan is logged when the search starts.
+  A space with fewer distinct architectures than the budget is searched exhaustively,
+  then the search ends with a warning.
+* ``points_to_evaluate`` are proposed first (missing keys drawn at random); with
+  ``evaluated_rewards`` they are observations instead and are never trained.
+* Restore: trials in flight at save time stay in flight, since ``Tuner.restore``
+  resumes them under their ids. A trial Tune dropped instead (``resume_unfinished=
+  False``) never reports: when the search has nothing else to propose and no trial has
+  reported for a grace period (10 s, or twice the longest gap seen between two reports
+  of one trial), its architecture is proposed again under a new id. They do not count
+  against the concurrency limit meanwhile.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import pickle
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -35,54 +48,22 @@ from ray import cloudpickle
 from ray.tune.result import AUTO_RESULT_KEYS, TRAINING_ITERATION
 from ray.tune.search import Searcher
 
-from steerage_ray.evolution import EvolutionResult, ResourceConstraint, evolutionary_search
-from steerage_ray.predictor import AccuracyPredictor, rank_correlation
-from steerage_ray.searchers.plan import SearchPlan
-from steerage_ray.space import (
-    SearchSpace,
-    flatten_config,
-    from_tune,
-    get_preset,
-    unflatten_config,
-)
+from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.predictor import AccuracyPredictor
+from steerage_ray.space import SearchSpace, flatten_config, from_tune, get_preset, unflatten_config
+from steerage_ray.strategies import DONE, round_scores
+from steerage_ray.strategies.guided import GuidedStrategy
+from steerage_ray.strategies.history import (COMPLETED, FAILED, FINAL, GIVEN, INITIAL, RUNNING,
+                                             WARM_START, History, Proposal, Record)
+from steerage_ray.strategies.paper import PaperStrategy
+from steerage_ray.strategies.plan import (ALGORITHMS, DEFAULT_BUDGET, GUIDED_ONLY, PAPER_ONLY,
+                                          GuidedPlan, SearchPlan, resolve_plan)
 
 logger = logging.getLogger(__name__)
 
-INITIAL, ITERATIVE, FINAL, WARM_START = "initial", "iterative", "final", "warm_start"
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+RESTORE_GRACE_S = 10.0
 _TUNE_BOOKKEEPING = frozenset(AUTO_RESULT_KEYS) | {
     "done", "trial_id", "experiment_tag", "should_checkpoint", "iterations_since_restore"}
-
-
-@dataclass
-class _Record:
-    """One architecture the searcher knows about: a trial it proposed or a warm-start point.
-
-    ``metric`` is the label the predictor learns: the best finite value of the metric
-    the trial reported (so an ASHA-stopped trial is labelled with what it reached in
-    its ``iterations`` reports); NaN when the trial failed.
-    """
-
-    trial_id: str | None
-    phase: str
-    round: int
-    config: dict
-    key: tuple
-    predicted: float = math.nan
-    status: str = RUNNING
-    metric: float = math.nan
-    iterations: int = 0
-    results: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Round:
-    index: int
-    phase: str
-    queue: list[tuple[dict, float]]  # (config, predicted metric) still to hand out
-    size: int
-    fit_seconds: float = math.nan
-    select_seconds: float = math.nan
 
 
 class SteerageSearcher(Searcher):
@@ -95,44 +76,32 @@ class SteerageSearcher(Searcher):
             (``"a/b"`` keys) and handed back nested.
         metric, mode: what to optimise (``mode`` ``"max"`` or ``"min"``); may come from
             ``TuneConfig`` instead.
-        count: Sobol pool size (the paper's 2048).
-        iter_count, iterations, final_count: round sizes; None means "default (100, 3,
-            1) or scaled to the budget", see :meth:`SearchPlan.resolve`.
-        ees_population, ees_generations, mutation_prob: EES (Algorithm 2) settings.
-        final_config: keys merged into the final round's configs (e.g.
-            ``{"epochs": 50}`` to train the winners longer).
-        budget: total trials; when None, Tune's ``num_samples`` (if not -1) is used.
+        algorithm: ``"steerage"`` (default) or ``"paper"`` (see the module docstring).
+        budget: total trials; when None, Tune's ``num_samples`` is used, and when that
+            is -1 too, 401 trials (the paper's 100 random + 3 x 100 guided + 1 final).
             Tune passes ``num_samples`` only to a Tuner with a ``param_space``; without
             one, give ``budget`` here.
-        refit_fraction: start the next round once this fraction of the current round
-            has reported; stragglers still enter the following refits.
+        seed: seeds the Sobol pool, the predictor(s), EES and every random choice.
+        final_count: proposals of the final phase (default 1): EES winners in paper
+            mode, the ensemble's best predicted architectures in the default mode.
+        final_config: keys merged into the final phase's configs (e.g.
+            ``{"epochs": 50}`` to train the winners longer).
         constraint: optional ``ResourceConstraint`` (parameter/FLOP budget, or any object
-            with ``is_feasible(config)``); infeasible pool members and EES candidates
-            are never proposed.
-        seed: seeds the pool, the random round, the predictor and EES.
-        predictor_params: keyword arguments of ``AccuracyPredictor`` (``n_jobs`` stays 1
-            unless given: the predictor is fitted on Tune's driver).
-
-    Decisions where the paper and Tune leave room:
-
-    * Labels: a trial is labelled with the best finite ``metric`` value it reported, so
-      a trial a scheduler (ASHA) stopped early keeps what it reached; ``observations``
-      records after how many ``iterations``. An error, a missing metric or NaN/inf make
-      a trial *failed*: it counts as done for its round, never enters a fit and is never
-      proposed again.
-    * Rounds: round r + 1 is drawn once round r has been handed out and
-      ``refit_fraction`` of it has reported. With the default 1.0 every round, hence
-      every proposal, depends only on the seed and the results, not on their arrival
-      order or the concurrency. Fewer than 2 successful observations cannot fit the
-      predictor; the next round is then drawn at random from the pool.
-    * Final round: EES starts from the seen architecture the predictor ranks best (plus
-      random ones) and admits no other seen architecture, so its winner is predicted at
-      least as good as everything trained, and the final round trains only new
-      architectures (its predictions are in ``observations["predicted"]``).
-    * Phase bookkeeping stays in the searcher: the configs Tune receives hold only the
-      param-space keys (plus ``final_config`` in the final round).
-    * Restore: trials in flight at save time stay in flight, since ``Tuner.restore``
-      resumes them under their ids; see :meth:`requeue_in_flight` for the other case.
+            with ``is_feasible(config)``); infeasible architectures are never proposed.
+        points_to_evaluate: configs (possibly partial) to train first, as in
+            ``OptunaSearch``. ``evaluated_rewards``: their metric values, which makes
+            them observations that are never trained.
+        count: size of the seeded, scrambled Sobol pool (the paper's 2048): the initial
+            design (and in paper mode the only source of Algorithm 1's rounds).
+        n_initial: default mode: proposals of the initial design (default: a tenth of
+            the budget, between 3 and 10).
+        iter_count, iterations, refit_fraction, predictor_params: paper mode only:
+            round sizes (None: the paper's 100 and 3, or scaled to the budget, see
+            ``SearchPlan.resolve``), the fraction of a round that must report before
+            the next is drawn, and ``AccuracyPredictor`` keyword arguments.
+        ees_population, ees_generations, mutation_prob: EES (Algorithm 2) settings
+            (None: 100, 200, 0.1 in paper mode; 32, 10, 0.2 per candidate refresh in
+            the default mode, where EES runs many times).
     """
 
     def __init__(
@@ -141,32 +110,48 @@ class SteerageSearcher(Searcher):
         metric: str | None = None,
         mode: str | None = None,
         *,
-        count: int = 2048,
-        iter_count: int | None = None,
-        iterations: int | None = None,
-        ees_population: int = 100,
-        ees_generations: int = 200,
-        mutation_prob: float = 0.1,
+        algorithm: str = "steerage",
+        budget: int | None = None,
+        seed: int = 0,
         final_count: int | None = None,
         final_config: Mapping[str, Any] | None = None,
-        budget: int | None = None,
-        refit_fraction: float = 1.0,
         constraint: ResourceConstraint | None = None,
-        seed: int = 0,
+        points_to_evaluate: Sequence[Mapping] | None = None,
+        evaluated_rewards: Sequence[float] | None = None,
+        count: int = 2048,
+        n_initial: int | None = None,
+        iter_count: int | None = None,
+        iterations: int | None = None,
+        refit_fraction: float | None = None,
         predictor_params: Mapping[str, Any] | None = None,
+        ees_population: int | None = None,
+        ees_generations: int | None = None,
+        mutation_prob: float | None = None,
     ) -> None:
         _check_metric_mode(metric, mode)
         super().__init__(metric=metric, mode=mode)
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        self.algorithm = algorithm
+        given = dict(iter_count=iter_count, iterations=iterations,
+                     refit_fraction=refit_fraction, predictor_params=predictor_params,
+                     n_initial=n_initial)
+        wrong = [k for k in (GUIDED_ONLY if algorithm == "paper" else PAPER_ONLY)
+                 if given[k] is not None]
+        if wrong:
+            other = "steerage" if algorithm == "paper" else "paper"
+            raise ValueError(f"{wrong[0]} applies to algorithm={other!r} only; remove it "
+                             f"or pass algorithm={other!r}")
         self.count = _integer(count, "count", 1)
-        self.ees_population = _integer(ees_population, "ees_population", 1)
-        self.ees_generations = _integer(ees_generations, "ees_generations", 0)
         self.seed = _integer(seed, "seed", 0)
-        if not isinstance(mutation_prob, Real) or not 0.0 <= mutation_prob <= 1.0:
-            raise ValueError(f"mutation_prob must be a number in [0, 1], got {mutation_prob!r}")
-        self.mutation_prob = float(mutation_prob)
-        if not isinstance(refit_fraction, Real) or not 0.0 < refit_fraction <= 1.0:
-            raise ValueError(f"refit_fraction must be a number in (0, 1], got {refit_fraction!r}")
-        self.refit_fraction = float(refit_fraction)
+        self.budget = None if budget is None else _integer(budget, "budget", 1)
+        self.n_initial = None if n_initial is None else _integer(n_initial, "n_initial", 1)
+        self.final_count = None if final_count is None else _integer(final_count,
+                                                                     "final_count", 0)
+        self.ees_population = _optional_integer(ees_population, "ees_population", 1)
+        self.ees_generations = _optional_integer(ees_generations, "ees_generations", 0)
+        self.mutation_prob = _fraction(mutation_prob, "mutation_prob", closed=True)
+        self.refit_fraction = _fraction(refit_fraction, "refit_fraction", closed=False)
         if final_config is not None and not isinstance(final_config, Mapping):
             raise ValueError(f"final_config must be a dict of config overrides (e.g. "
                              f"{{'epochs': 50}}) or None, got {final_config!r}")
@@ -177,22 +162,26 @@ class SteerageSearcher(Searcher):
         self.constraint = constraint
         self.predictor_params = _predictor_params(predictor_params)
         self._sizes = dict(iter_count=iter_count, iterations=iterations,
-                           final_count=final_count, budget=budget)
-        self._plan = SearchPlan.resolve(**self._sizes)  # validates the sizes early
+                           final_count=final_count)
+        self._plan_for(self.budget)  # validates the sizes early
+        self._points = _points(points_to_evaluate, evaluated_rewards)
         self._space: SearchSpace | None = None
+        self._pool = np.empty((0, 0))
         self._nested = False
-        self._pool: list[dict] = []
-        self._pool_keys: list[tuple] = []
-        self._pool_X = np.empty((0, 0))
-        self._rounds: list[_Round] = []
-        self._records: dict[str, _Record] = {}
-        self._warm: list[_Record] = []
-        self._seen: set[tuple] = set()
-        self._rng = np.random.default_rng(self.seed)
-        self._predictor: AccuracyPredictor | None = None
-        self._ees_result = None
+        self._list_keys: frozenset[str] = frozenset()
+        self._num_samples: int | None = None
+        self._repeat = 1
+        self._history = History()
+        self._trials: dict[str, Record] = {}
+        self._given: list[dict] = []
+        self._retry: list[Record] = []
+        self._strategy = None
         self._max_concurrent: int | None = None
         self._finished = False
+        self._unconfirmed: set[str] = set()
+        self._quiet_since = 0.0
+        self._report_gap = 0.0
+        self._last_report: dict[str, float] = {}
         if space is not None:
             self._set_space(space)
 
@@ -208,12 +197,19 @@ class SteerageSearcher(Searcher):
         self._metric = self._metric or metric
         self._mode = self._mode or mode
         num_samples = spec.get("num_samples")
-        if isinstance(num_samples, Integral) and 0 < num_samples < sys.maxsize:
-            self._apply_budget(int(num_samples))
+        if self._strategy is None and isinstance(num_samples, Integral) \
+                and 0 < num_samples < sys.maxsize:
+            self._repeat = _repeat_factor(self)
+            self._num_samples = max(1, int(num_samples) // self._repeat)
+            if self.budget is not None and self.budget > self._num_samples:
+                raise ValueError(f"budget={self.budget} exceeds Tune's num_samples="
+                                 f"{num_samples}; raise num_samples (or use -1) or lower "
+                                 f"the budget")
         adopted = self._space is None
         if adopted:
-            self._set_space(config, from_tune_config=True)
+            self._set_space(config)
         self._require_ready()
+        self._check_pool()  # also resolves (and so validates) the plan before any trial
         return adopted
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -225,52 +221,50 @@ class SteerageSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         self._require_ready()
-        if trial_id in self._records:  # Tune asked again for the same trial
-            return self._tune_config(self._records[trial_id])
-        self._advance()
+        if trial_id in self._trials:  # Tune asked again for the same trial
+            return self._tune_config(self._trials[trial_id])
+        self._start()
         if self._finished:
             return Searcher.FINISHED
-        if self._max_concurrent is not None and len(self.in_flight) >= self._max_concurrent:
+        running = len(self.in_flight) - len(self._unconfirmed)
+        if self._max_concurrent is not None and running >= self._max_concurrent:
             return None
-        for current in self._rounds:  # earlier rounds hold requeued architectures
-            while current.queue:
-                config, predicted = current.queue.pop(0)
-                key = self._space.key(config)
-                if key in self._seen:  # became known (warm start) after the draw
-                    continue
-                self._seen.add(key)
-                record = _Record(trial_id, current.phase, current.index, config, key,
-                                 predicted)
-                self._records[trial_id] = record
-                self._advance()  # the final round ends the search once handed out
-                return self._tune_config(record)
-        return None
+        record = self._next_record()
+        if record is None:
+            return Searcher.FINISHED if self._finished else None
+        self._trials[trial_id] = self._history.add(record)
+        self._last_report[trial_id] = time.monotonic()
+        if self._strategy is not None and hasattr(self._strategy, "after_proposal"):
+            self._strategy.after_proposal(self._history)
+        return self._tune_config(record)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        record = self._records.get(trial_id)
+        record = self._trials.get(trial_id)
+        self._heard_from(trial_id)
         if record is None or record.status != RUNNING:
             return
-        record.metric = self._better(record.metric, result.get(self._metric))
-        record.iterations = max(record.iterations, _as_int(result.get(TRAINING_ITERATION)))
+        record.label = self._better(record.label, result.get(self._metric))
+        record.fidelity = max(record.fidelity, _as_int(result.get(TRAINING_ITERATION)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         """Record the outcome; errors, a missing metric and NaN/inf count as failed."""
-        record = self._records.get(trial_id)
+        record = self._trials.get(trial_id)
+        self._heard_from(trial_id)
+        self._last_report.pop(trial_id, None)
         if record is None:
-            logger.warning("SteerageSearcher: ignoring completion of unknown trial %s",
-                           trial_id)
+            logger.debug("SteerageSearcher: ignoring completion of unknown trial %s",
+                         trial_id)
             return
         result = result or {}
         label = math.nan if error else self._better(
-            record.metric if record.status == RUNNING else math.nan, result.get(self._metric))
+            record.label if record.status == RUNNING else math.nan, result.get(self._metric))
         if record.status != RUNNING and (error or not math.isfinite(label)):
             return  # a re-run of a finished trial that brought nothing new
-        record.metric = label
+        record.label = label
         record.status = COMPLETED if math.isfinite(label) else FAILED
-        record.iterations = max(record.iterations, _as_int(result.get(TRAINING_ITERATION)))
+        record.fidelity = max(record.fidelity, _as_int(result.get(TRAINING_ITERATION)))
         record.results = _reported_values(result, self._metric)
-        self._advance()
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
                             pruned: bool = False,
@@ -284,18 +278,18 @@ class SteerageSearcher(Searcher):
         early-stopped trial.
         """
         self._require_ready()
-        flat = flatten_config(dict(parameters))
+        flat = flatten_config(_hashable(dict(parameters)))
         missing = [name for name in self._space.names if name not in flat]
         if missing:
             raise ValueError(f"parameters lack the search-space keys {missing}; give every "
                              f"dimension of the space")
         config = {**{name: flat[name] for name in self._space.names}, **self._space.constants}
-        key = self._space.key(config)
+        codes = self._space.encode_many([config])[0]
         label = math.nan if error else self._better(math.nan, value)
-        self._warm.append(_Record(None, WARM_START, -1, config, key,
-                                  status=COMPLETED if math.isfinite(label) else FAILED,
-                                  metric=label, iterations=len(intermediate_values or ())))
-        self._seen.add(key)
+        self._history.add(Record(
+            self._space.decode_codes(codes[None, :])[0], codes, WARM_START, -1,
+            status=COMPLETED if math.isfinite(label) else FAILED, label=label,
+            fidelity=len(intermediate_values or ())))
 
     # ------------------------------------------------------------ persistence
     def get_state(self) -> dict:
@@ -310,14 +304,13 @@ class SteerageSearcher(Searcher):
             cloudpickle.dump(self.get_state(), file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load a saved state; trials in flight at save time stay in flight.
-
-        ``Tuner.restore`` resumes unfinished trials under their old ids, so they must not
-        be proposed again. If they will never complete (the state is reused in a fresh
-        experiment, or ``resume_unfinished=False``), call :meth:`requeue_in_flight`.
-        """
+        """Load a saved state; trials in flight at save time stay in flight until Tune
+        reports them, or until they are found dropped (see the module docstring)."""
         with open(checkpoint_path, "rb") as file:
             self.set_state(pickle.load(file))
+        self._unconfirmed = set(self.in_flight)
+        self._quiet_since = time.monotonic()
+        self._last_report = {}
 
     def requeue_in_flight(self) -> list[str]:
         """Forget the trials in flight and propose their architectures again (first).
@@ -327,10 +320,7 @@ class SteerageSearcher(Searcher):
         twice, since a forgotten trial's completion is then ignored.
         """
         forgotten = self.in_flight
-        for trial_id in reversed(forgotten):  # each goes to the front of its round's queue
-            record = self._records.pop(trial_id)
-            self._seen.discard(record.key)
-            self._rounds[record.round].queue.insert(0, (record.config, record.predicted))
+        self._retry.extend(self._forget(trial_id) for trial_id in forgotten)
         self._finished = False
         return forgotten
 
@@ -340,49 +330,66 @@ class SteerageSearcher(Searcher):
         return self._space
 
     @property
-    def plan(self) -> SearchPlan:
-        """Round sizes in force (scaled to Tune's ``num_samples`` once known)."""
-        return self._plan
+    def plan(self) -> SearchPlan | GuidedPlan:
+        """The plan in force: ``SearchPlan`` round sizes in paper mode, ``GuidedPlan``
+        phase sizes in the default mode (scaled to the budget once it is known)."""
+        if self._strategy is not None:
+            return self._strategy.plan
+        plan = self._plan_for(self._requested_budget())
+        unseen = self._unseen_count()
+        return plan if plan.total <= unseen else self._plan_for(max(1, unseen))
+
+    def _plan_for(self, total: int | None) -> SearchPlan | GuidedPlan:
+        return resolve_plan(self.algorithm, total, n_initial=self.n_initial, **self._sizes)
 
     @property
     def phase(self) -> str:
-        """Phase of the newest round (``"initial"`` before the first suggestion)."""
+        """Phase of the newest proposal (``"initial"`` before the first suggestion)."""
         if self._finished:
             return "finished"
-        return self._rounds[-1].phase if self._rounds else INITIAL
+        proposals = [r for r in self._history.records if r.phase not in (WARM_START, GIVEN)]
+        return proposals[-1].phase if proposals else INITIAL
 
     @property
     def in_flight(self) -> list[str]:
         """Trial ids proposed and not yet completed, in proposal order."""
-        return [tid for tid, record in self._records.items() if record.status == RUNNING]
+        return [tid for tid, record in self._trials.items() if record.status == RUNNING]
 
     @property
     def predictor(self) -> AccuracyPredictor | None:
-        """The predictor fitted for the newest round (the one EES searched with)."""
-        return self._predictor
+        """Paper mode: the predictor fitted for the newest round (the one EES searched
+        with). Default mode: the ensemble (``strategies.surrogate.BoostedEnsemble``)."""
+        if self._strategy is None:
+            return None
+        return getattr(self._strategy, "predictor", None) or getattr(self._strategy,
+                                                                     "model", None)
 
     @property
-    def ees_result(self) -> EvolutionResult | None:
-        """The ``EvolutionResult`` of the final phase, None before it."""
-        return self._ees_result
+    def ees_result(self):
+        """Paper mode: the ``EvolutionResult`` of the final round, None before it."""
+        return getattr(self._strategy, "ees_result", None)
 
     @property
     def observations(self) -> pd.DataFrame:
-        """Every known architecture: warm starts first, then trials in proposal order.
+        """Every known architecture: warm starts and given points, then trials, in the
+        order they entered the search.
 
-        Columns: ``trial_id``, ``phase``, ``round``, ``status``, ``metric`` (the label),
-        ``predicted`` (the predictor's score before training; NaN for the random round),
-        ``iterations`` (Tune's ``training_iteration``: reports made, fewer for trials a
-        scheduler stopped early), the trial's other reported values (e.g. ``test_acc``,
-        ``params``) and ``config/<key>`` for each architecture key.
+        Columns: ``trial_id``, ``phase``, ``round``, ``status``, ``metric`` (the label,
+        in the metric's own direction), ``predicted`` (the predictor's score before
+        training; NaN for the initial design), ``iterations`` (Tune's
+        ``training_iteration``: reports made, fewer for trials a scheduler stopped
+        early), the trial's other reported values (e.g. ``test_acc``, ``params``) and
+        ``config/<key>`` for each architecture key.
         """
+        ids = {id(record): tid for tid, record in self._trials.items()}
         rows = []
-        for record in [*self._warm, *self._records.values()]:
-            row = {"trial_id": record.trial_id, "phase": record.phase,
+        for record in self._history.records:
+            row = {"trial_id": ids.get(id(record)), "phase": record.phase,
                    "round": record.round, "status": record.status,
-                   "metric": record.metric, "predicted": record.predicted,
-                   "iterations": record.iterations, **record.results}
-            row.update({f"config/{k}": v for k, v in record.config.items()})
+                   "metric": self._unsign(record.label),
+                   "predicted": self._unsign(record.predicted),
+                   "iterations": record.fidelity, **record.results}
+            row.update({f"config/{k}": v for k, v in self._plain(record.config).items()})
             rows.append(row)
         columns = ["trial_id", "phase", "round", "status", "metric", "predicted",
                    "iterations"]
@@ -392,47 +399,34 @@ class SteerageSearcher(Searcher):
         """One proposed trial: ``config`` exactly as Tune received it, ``result`` (the
         label under the metric's name plus the other reported numbers), ``phase``,
         ``round``, ``status``, ``predicted`` and ``iterations``."""
-        if trial_id not in self._records:
+        if trial_id not in self._trials:
             raise ValueError(f"trial_id {trial_id!r} was not proposed by this searcher")
-        record = self._records[trial_id]
+        record = self._trials[trial_id]
         return {"trial_id": trial_id, "phase": record.phase, "round": record.round,
-                "status": record.status, "predicted": record.predicted,
-                "iterations": record.iterations, "config": self._tune_config(record),
-                "result": {self._metric: record.metric, **record.results}}
+                "status": record.status, "predicted": self._unsign(record.predicted),
+                "iterations": record.fidelity, "config": self._tune_config(record),
+                "result": {self._metric: self._unsign(record.label), **record.results}}
 
     @property
     def round_scores(self) -> pd.DataFrame:
-        """Per predictor-guided round: how well the predictor ranked it *before* training.
-
-        ``kendall_tau`` compares the predictions made when round r was drawn (by a
-        predictor fitted on rounds < r) with round r's actual metrics: a held-out score.
-        Also ``n_scored``, ``fit_seconds`` (predictor refit) and ``select_seconds``
-        (ranking the pool, or EES for the final round).
-        """
-        rows = []
-        for current in self._rounds:
-            done = [r for r in self._records.values()
-                    if r.round == current.index and r.status == COMPLETED
-                    and math.isfinite(r.predicted)]
-            rows.append({
-                "round": current.index, "phase": current.phase, "size": current.size,
-                "n_scored": len(done),
-                "kendall_tau": rank_correlation([r.metric for r in done],
-                                                [r.predicted for r in done]),
-                "fit_seconds": current.fit_seconds,
-                "select_seconds": current.select_seconds,
-            })
-        return pd.DataFrame(rows, columns=["round", "phase", "size", "n_scored", "kendall_tau",
-                                           "fit_seconds", "select_seconds"])
+        """How well the predictor ranked architectures *before* they were trained:
+        per round (paper mode) or per block of proposals (default mode), the Kendall
+        tau between predictions and measured labels, and the model's refit and
+        selection times."""
+        if self._strategy is None:
+            return round_scores([])
+        return self._strategy.round_scores(self._history)
 
     # ------------------------------------------------------------ setup
-    def _set_space(self, space: Any, from_tune_config: bool = False) -> None:
+    def _set_space(self, space: Any) -> None:
+        from_tune_config = False
         if isinstance(space, SearchSpace):
             resolved = space
         elif isinstance(space, str):
             resolved = get_preset(space)
         elif isinstance(space, Mapping):
-            resolved = from_tune(dict(space))
+            self._list_keys = _list_choice_keys(space)
+            resolved = from_tune(_hashable(dict(space)))
             from_tune_config = True
         else:
             raise ValueError(f"space must be a SearchSpace, a preset name or a Tune "
@@ -442,34 +436,86 @@ class SteerageSearcher(Searcher):
                              "least one tune.choice / tune.randint / ... to search")
         self._nested = from_tune_config and any(
             "/" in name for name in (*resolved.names, *resolved.constants))
+        self._space = resolved
+        self._take_points()
         pool = resolved.sobol(self.count, self.seed)
         if self.constraint is not None:
             pool = [config for config in pool if self.constraint.is_feasible(config)]
-        self._space, self._pool = resolved, pool
-        # Decoded configs are snapped with inactive dims None: their own key, no re-encoding.
-        self._pool_keys = [tuple(config[name] for name in resolved.names) for config in pool]
-        self._pool_X = resolved.encode_many(pool) if pool else np.empty((0, resolved.n_dims))
+        self._pool = resolved.encode_many(pool) if pool else np.empty((0, resolved.n_dims))
         self._check_pool()
 
-    def _apply_budget(self, num_samples: int) -> None:
-        if self._rounds:  # a restored, running search keeps its plan
+    def _take_points(self) -> None:
+        """Given points become warm starts (with rewards) or the first proposals."""
+        rng = np.random.default_rng([self.seed, 11])
+        for config, reward in self._points:
+            flat = flatten_config(_hashable(dict(config)))
+            unknown = sorted(set(flat) - set(self._space.names) - set(self._space.constants))
+            if unknown:
+                raise ValueError(f"points_to_evaluate: {unknown[0]!r} is not a key of the "
+                                 f"search space {list(self._space.names)}")
+            full = {**self._space.random(1, rng)[0], **flat}
+            self._space.validate(full)
+            if reward is not None:
+                self.add_evaluated_point(full, reward)
+            else:
+                self._given.append(full)
+        self._points = []
+
+    def _requested_budget(self) -> int | None:
+        """Trials the strategy should plan (None: nothing said, the default plan)."""
+        total = self.budget if self.budget is not None else self._num_samples
+        return None if total is None else max(1, total - len(self._given))
+
+    def _unseen_count(self) -> int | float:
+        """Architectures of the space not yet known or queued (``math.inf``: many)."""
+        if self._space is None:
+            return math.inf
+        return self._space.cardinality - len(self._history.records) - len(self._given)
+
+    def _start(self) -> None:
+        """Build the strategy at the first suggestion, and log the plan."""
+        if self._strategy is not None:
             return
-        budget = self._sizes["budget"]
-        if budget is not None and budget > num_samples:
-            raise ValueError(f"budget={budget} exceeds Tune's num_samples={num_samples}; "
-                             f"raise num_samples (or use -1) or lower the budget")
-        self._plan = SearchPlan.resolve(**{**self._sizes, "budget": budget or num_samples})
-        self._check_pool()
+        space, codes, plan = self._space, self._pool, self.plan
+        if self.algorithm == "paper":
+            self._strategy = PaperStrategy(
+                space, plan, codes, seed=self.seed,
+                ees_population=_default(self.ees_population, 100),
+                ees_generations=_default(self.ees_generations, 200),
+                mutation_prob=_default(self.mutation_prob, 0.1),
+                refit_fraction=_default(self.refit_fraction, 1.0),
+                constraint=self.constraint, predictor_params=self.predictor_params)
+        else:
+            feasible = None if self.constraint is None else (
+                lambda row: self.constraint.is_feasible(space.decode_codes(row[None, :])[0]))
+            self._strategy = GuidedStrategy(
+                space, plan, seed=self.seed, pool=codes, admissible=feasible,
+                ees_population=_default(self.ees_population, 32),
+                ees_generations=_default(self.ees_generations, 10),
+                mutation_prob=_default(self.mutation_prob, 0.2))
+        source = ("budget" if self.budget is not None else "Tune's num_samples"
+                  if self._num_samples is not None else
+                  f"no budget and num_samples=-1: the default of {DEFAULT_BUDGET} trials")
+        extra = f" + {len(self._given)} given points" if self._given else ""
+        logger.info("SteerageSearcher (algorithm=%r): %d trials planned from %s: %s%s",
+                    self.algorithm, plan.total, source, plan.describe(), extra)
+        if plan.total < self._plan_for(self._requested_budget()).total:
+            logger.warning("SteerageSearcher: the search space has only %s distinct "
+                           "architectures; each is proposed once, then the search ends",
+                           space.cardinality)
 
     def _check_pool(self) -> None:
-        if self._space is None:
+        """Paper mode draws Algorithm 1's rounds from the pool: it must be big enough
+        (unless the whole space is smaller, which is then searched exhaustively)."""
+        if self.algorithm != "paper" or self._space is None:
             return
-        if len(self._pool) < self._plan.pool_demand:
+        plan, pool_size = self.plan, len(self._pool)
+        if pool_size < plan.pool_demand and pool_size < self._space.cardinality:
             filtered = " satisfying the constraint" if self.constraint else ""
             raise ValueError(
-                f"the Sobol pool has {len(self._pool)} distinct architectures{filtered} "
-                f"but the search draws {self._plan.pool_demand} from it "
-                f"({self._plan.describe()}); raise count or lower iter_count/iterations")
+                f"the Sobol pool has {pool_size} distinct architectures{filtered} "
+                f"but the search draws {plan.pool_demand} from it "
+                f"({plan.describe()}); raise count or lower iter_count/iterations")
 
     def _require_ready(self) -> None:
         if self._space is None:
@@ -480,157 +526,102 @@ class SteerageSearcher(Searcher):
                              f"{self._metric!r}, {self._mode!r}): pass them to the "
                              f"searcher or to TuneConfig")
 
-    # ------------------------------------------------------------ rounds
-    def _advance(self) -> None:
-        """Open the next round once the current one is handed out and has reported."""
-        while not self._finished:
-            if not self._rounds:
-                self._open_round(0)
-                continue
-            current = self._rounds[-1]
-            if current.queue:
-                return
-            if current.phase == FINAL:
-                self._finished = True
-                return
-            reported = sum(1 for r in self._records.values()
-                           if r.round == current.index and r.status != RUNNING)
-            proposed = sum(1 for r in self._records.values() if r.round == current.index)
-            if reported < math.ceil(self.refit_fraction * proposed - 1e-9):
-                return
-            self._open_round(current.index + 1)
+    # ------------------------------------------------------------ proposals
+    def _next_record(self) -> Record | None:
+        """Lost trials first, then given points, then the strategy's proposal."""
+        if self._retry:
+            return self._retry.pop(0)
+        while self._given:
+            config = self._given.pop(0)
+            codes = self._space.encode_many([config])[0]
+            if not self._history.seen(codes.tobytes()):
+                return Record(self._space.decode_codes(codes[None, :])[0], codes, GIVEN, -1)
+        proposal = self._strategy.propose(self._history)
+        if isinstance(proposal, Proposal):
+            return Record(proposal.config, proposal.codes, proposal.phase, proposal.round,
+                          proposal.predicted)
+        dropped = self._dropped_trial()
+        if dropped is not None:
+            return dropped
+        if proposal == DONE and not self._unconfirmed:
+            self._finished = True
+        return None
 
-    def _open_round(self, index: int) -> None:
-        plan = self._plan
-        size = plan.round_size(index)
-        phase = INITIAL if index == 0 else ITERATIVE if index <= plan.iterations else FINAL
-        started = time.perf_counter()
-        fit_seconds = math.nan
-        if index > 0:
-            self._predictor = self._fit_predictor()
-            fit_seconds = time.perf_counter() - started
-        if phase == FINAL:
-            queue = self._final_candidates(size)
-        elif self._predictor is None:
-            queue = self._random_pool_members(size)
-        else:
-            queue = self._best_pool_members(size)
-        select_seconds = time.perf_counter() - started - (0.0 if index == 0 else fit_seconds)
-        self._rounds.append(_Round(index, phase, queue, len(queue), fit_seconds, select_seconds))
-        what = {INITIAL: "random Sobol-pool members",
-                ITERATIVE: "pool members the predictor ranks best",
-                FINAL: "EES winners"}[phase]
-        timing = "" if phase == INITIAL else (
-            f"; predictor refit {fit_seconds:.2f}s, "
-            f"{'EES' if phase == FINAL else 'ranking'} {select_seconds:.2f}s")
-        logger.info("global search round %d of %d (%s): training %d %s%s", index + 1,
-                    self.plan.iterations + 2, phase, len(queue), what, timing)
-
-    def _unseen_pool(self) -> np.ndarray:
-        """Indices of pool members never proposed nor observed."""
-        return np.array([i for i, key in enumerate(self._pool_keys) if key not in self._seen],
-                        dtype=int)
-
-    def _random_pool_members(self, size: int) -> list[tuple[dict, float]]:
-        unseen = self._unseen_pool()
-        picks = self._rng.choice(unseen, size=min(size, len(unseen)), replace=False)
-        return [(self._pool[i], math.nan) for i in sorted(picks)]
-
-    def _best_pool_members(self, size: int) -> list[tuple[dict, float]]:
-        """Algorithm 1, steps (1)-(2): the unseen pool members predicted best."""
-        unseen = self._unseen_pool()
-        predicted = self._predictor.predict(self._pool_X[unseen]) if len(unseen) else []
-        order = np.argsort(-self._sign * np.asarray(predicted), kind="stable")[:size]
-        return [(self._pool[unseen[i]], float(predicted[i])) for i in order]
-
-    def _final_candidates(self, size: int) -> list[tuple[dict, float]]:
-        """Algorithm 2: the best distinct unseen architectures EES finds.
-
-        EES starts from the seen architecture the predictor scores best plus random
-        ones, and never admits any other seen architecture. Being elitist, its winner
-        therefore scores at least as high as every seen (feasible) architecture. The
-        seed itself is not proposed again; if EES yields fewer than ``size`` unseen
-        architectures, the best unseen pool members fill the round.
-        """
-        if self._predictor is None:
-            return self._random_pool_members(size)
-        seed_config = self._best_seen()
-        seed_key = None if seed_config is None else self._space.key(seed_config)
-        try:
-            self._ees_result = evolutionary_search(
-                self._space, self._signed_predict, population=self.ees_population,
-                generations=self.ees_generations, mutation_prob=self.mutation_prob,
-                seed=self.seed, constraint=self.constraint,
-                exclude=[key for key in self._seen if key != seed_key],
-                initial=None if seed_config is None else [seed_config])
-        except ValueError as error:  # e.g. a tiny space whose every architecture is seen
-            logger.warning("SteerageSearcher: EES found no admissible architecture (%s); "
-                           "the final round takes the best unseen pool members", error)
-        chosen: list[tuple[dict, float]] = []
-        ranked = () if self._ees_result is None else zip(self._ees_result.population,
-                                                         self._ees_result.scores)
-        for config, score in ranked:
-            if len(chosen) < size and self._space.key(config) not in self._seen:
-                chosen.append((config, self._sign * float(score)))
-        picked = {self._space.key(config) for config, _ in chosen}
-        fallback = [item for item in self._best_pool_members(size)
-                    if self._space.key(item[0]) not in picked]
-        return chosen + fallback[: size - len(chosen)]
-
-    # ------------------------------------------------------------ predictor
-    def _observed(self) -> list[_Record]:
-        """Successful observations in a fixed order (warm starts, then proposal order),
-        so that the same observations always give the same (bagged) predictor."""
-        return [r for r in [*self._warm, *self._records.values()] if r.status == COMPLETED]
-
-    def _fit_predictor(self) -> AccuracyPredictor | None:
-        observed = self._observed()
-        if len(observed) < 2:
-            logger.warning("SteerageSearcher: %d successful observations, too few to fit "
-                           "the predictor; choosing the next round at random", len(observed))
+    def _dropped_trial(self) -> Record | None:
+        """An unconfirmed trial, proposed again, once the grace period has passed."""
+        if not self._unconfirmed:
             return None
-        X = self._space.encode_many([r.config for r in observed])
-        y = np.array([r.metric for r in observed])
-        return AccuracyPredictor(**{"seed": self.seed, **self.predictor_params}).fit(X, y)
-
-    def _predict(self, configs: list[dict]) -> np.ndarray:
-        if not configs:
-            return np.empty(0)
-        return self._predictor.predict(self._space.encode_many(configs))
-
-    def _signed_predict(self, X: np.ndarray) -> np.ndarray:
-        """EES maximises; for ``mode="min"`` it maximises the negated prediction."""
-        return self._sign * self._predictor.predict(X)
-
-    def _best_seen(self) -> dict | None:
-        """The proposed or observed (feasible) architecture the predictor scores best."""
-        seen = [r.config for r in [*self._warm, *self._records.values()]]
-        if self.constraint is not None:
-            seen = [config for config in seen if self.constraint.is_feasible(config)]
-        if not seen:
+        grace = max(RESTORE_GRACE_S, 2.0 * self._report_gap)
+        if time.monotonic() - self._quiet_since < grace:
             return None
-        return seen[int(np.argmax(self._sign * self._predict(seen)))]
+        trial_id = next(t for t in self.in_flight if t in self._unconfirmed)
+        logger.warning("SteerageSearcher: trial %s has not reported since the restore "
+                       "(%.0f s); Tune dropped it, its architecture is proposed again",
+                       trial_id, grace)
+        return self._forget(trial_id)
+
+    def _forget(self, trial_id: str) -> Record:
+        """Drop an in-flight trial (its late reports are then ignored) and return a
+        fresh record of its architecture, to be proposed again."""
+        old = self._trials.pop(trial_id)
+        self._unconfirmed.discard(trial_id)
+        self._history.forget(old)
+        return Record(old.config, old.codes, old.phase, old.round, old.predicted)
+
+    def _heard_from(self, trial_id: str) -> None:
+        now = time.monotonic()
+        self._unconfirmed.discard(trial_id)
+        self._quiet_since = now
+        last = self._last_report.get(trial_id)
+        if last is not None:
+            self._report_gap = max(self._report_gap, now - last)
+        self._last_report[trial_id] = now
 
     # ------------------------------------------------------------ helpers
     @property
     def _sign(self) -> float:
         return 1.0 if self._mode == "max" else -1.0
 
+    def _unsign(self, label: float) -> float:
+        return label if not math.isfinite(label) else self._sign * label
+
     def _better(self, current: float, value: Any) -> float:
         """The better of a running label and a newly reported value (NaN-aware)."""
         if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
             return current
-        value = float(value)
-        if not math.isfinite(current):
-            return value
-        return max(current, value) if self._mode == "max" else min(current, value)
+        value = self._sign * float(value)
+        return value if not math.isfinite(current) else max(current, value)
 
-    def _tune_config(self, record: _Record) -> dict:
+    def _plain(self, config: Mapping[str, Any]) -> dict:
+        """A config with list-valued choices handed back as lists."""
+        return {k: _as_list(v) if k in self._list_keys else v for k, v in config.items()}
+
+    def _tune_config(self, record: Record) -> dict:
         """The config Tune receives: every key filled with a plain value."""
-        config = {**self._space.constants, **record.config}
+        config = self._plain({**self._space.constants, **record.config})
         if record.phase == FINAL:
             config.update(flatten_config(self.final_config))
         return unflatten_config(config) if self._nested else config
+
+
+def _repeat_factor(searcher: SteerageSearcher) -> int:
+    """The ``repeat`` of a ``Repeater`` wrapping ``searcher`` (1 without one).
+
+    Repeater hands Tune's ``num_samples`` through unchanged but asks its searcher only
+    once per group of ``repeat`` trials; the caller chain of ``set_search_properties``
+    is the one place where the wrapper is visible.
+    """
+    from ray.tune.search import Repeater
+
+    frame = inspect.currentframe()
+    for _ in range(8):
+        frame = frame.f_back if frame is not None else None
+        if frame is None:
+            break
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, Repeater) and caller.searcher is searcher:
+            return max(1, int(caller.repeat))
+    return 1
 
 
 def _check_metric_mode(metric: Any, mode: Any) -> None:
@@ -647,6 +638,25 @@ def _integer(value: Any, field: str, minimum: int) -> int:
     return int(value)
 
 
+def _optional_integer(value: Any, field: str, minimum: int) -> int | None:
+    return None if value is None else _integer(value, field, minimum)
+
+
+def _fraction(value: Any, field: str, closed: bool) -> float | None:
+    """None, or a number in [0, 1] (``closed``) or (0, 1]."""
+    if value is None:
+        return None
+    low_ok = (value >= 0.0) if closed else (value > 0.0)
+    if not isinstance(value, Real) or isinstance(value, bool) or not (low_ok and value <= 1):
+        interval = "[0, 1]" if closed else "(0, 1]"
+        raise ValueError(f"{field} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def _default(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def _predictor_params(params: Mapping[str, Any] | None) -> dict:
     params = dict(params or {})
     try:
@@ -655,6 +665,50 @@ def _predictor_params(params: Mapping[str, Any] | None) -> dict:
         raise ValueError(f"predictor_params has an unknown key ({error}); accepted: "
                          f"{sorted(AccuracyPredictor().get_params())}") from None
     return params
+
+
+def _points(points: Sequence[Mapping] | None,
+            rewards: Sequence[float] | None) -> list[tuple[dict, float | None]]:
+    """``points_to_evaluate`` paired with their ``evaluated_rewards`` (None: untrained)."""
+    if points is None:
+        if rewards is not None:
+            raise ValueError("evaluated_rewards needs points_to_evaluate (one reward per "
+                             "point)")
+        return []
+    if isinstance(points, Mapping) or not isinstance(points, Sequence) \
+            or not all(isinstance(p, Mapping) for p in points):
+        raise ValueError(f"points_to_evaluate must be a list of config dicts, got {points!r}")
+    if rewards is not None and len(rewards) != len(points):
+        raise ValueError(f"evaluated_rewards has {len(rewards)} values for "
+                         f"{len(points)} points_to_evaluate; give one per point")
+    return [(dict(p), None if rewards is None else rewards[i]) for i, p in enumerate(points)]
+
+
+def _hashable(value: Any) -> Any:
+    """Lists (e.g. ``tune.choice([[16, 16], [32, 32]])`` entries) as tuples, recursively."""
+    from ray.tune.search.sample import Categorical
+
+    if isinstance(value, Categorical):
+        copy = Categorical([_hashable(c) for c in value.categories])
+        return copy.uniform() if value.sampler is None else copy
+    if isinstance(value, Mapping):
+        return {k: _hashable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    return [_as_list(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _list_choice_keys(param_space: Mapping) -> frozenset[str]:
+    """Flat keys of ``tune.choice`` domains with list-valued choices."""
+    from ray.tune.search.sample import Categorical
+
+    return frozenset(key for key, domain in flatten_config(dict(param_space)).items()
+                     if isinstance(domain, Categorical)
+                     and any(isinstance(c, (list, tuple)) for c in domain.categories))
 
 
 def _as_int(value: Any) -> int:

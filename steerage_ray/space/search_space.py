@@ -194,7 +194,7 @@ class SearchSpace:
             return np.ones(codes.shape[0], dtype=bool)
         return active[:, parent[0]] & (codes[:, parent[0]] >= parent[1])
 
-    def _activity(self, codes: np.ndarray) -> np.ndarray:
+    def activity(self, codes: np.ndarray) -> np.ndarray:
         """(m, n_dims) activity mask of a code matrix (only parents' columns are read)."""
         active = np.ones(codes.shape, dtype=bool)
         for position in range(self.n_dims):
@@ -271,7 +271,7 @@ class SearchSpace:
         snapped = np.zeros(codes.shape)
         for parent in filter(None, self._parents):
             snapped[:, parent[0]] = columns[parent[0]]  # parents are numeric
-        active = self._activity(snapped)
+        active = self.activity(snapped)
         configs = []
         for row in range(codes.shape[0]):
             config = {dim.name: columns[i][row] if active[row, i] else None
@@ -283,7 +283,7 @@ class SearchSpace:
     def _codes_from_unit(self, unit: np.ndarray) -> np.ndarray:
         codes = np.column_stack([dim.unit_to_codes(unit[:, i])
                                  for i, dim in enumerate(self._dims)])
-        active = self._activity(codes)
+        active = self.activity(codes)
         return np.where(active, codes, 0.0) + 0.0  # + 0.0 turns -0.0 into 0.0 for hashing
 
     # ---------------------------------------------------------------- identity
@@ -391,7 +391,7 @@ class SearchSpace:
         if not is_real(prob) or not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob must be a number in [0, 1], got {prob!r}")
         rng = as_generator(rng)
-        was_active = self._activity(codes)
+        was_active = self.activity(codes)
         mutable = was_active & np.array([d.n_values != 1 for d in self._dims])
         stuck = np.flatnonzero(~mutable.any(axis=1))
         if len(stuck):

@@ -1,0 +1,154 @@
+"""SteerageSearcher in its default mode (algorithm="steerage"), driven directly as Tune
+would: asynchronous proposals, no duplicates, seeded, restorable, within budget."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+from ray.tune.search import Searcher
+
+from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.searchers import GuidedPlan, SteerageSearcher
+from steerage_ray.space import Categorical, Integer, SearchSpace, ffnn_space
+
+from searcher_driver import accuracy, drive, finish, small_space
+
+
+def make_searcher(**overrides) -> SteerageSearcher:
+    return SteerageSearcher(small_space(), "val_acc", "max", **{"budget": 30, **overrides})
+
+
+def keys(searcher, proposals):
+    names = searcher.space.names
+    return [searcher.space.key({n: config[n] for n in names}) for _, config in proposals]
+
+
+def test_default_run_never_waits_never_repeats_and_ends_with_the_final_phase():
+    searcher = make_searcher(final_count=2, final_config={"epochs": 9})
+    proposals, running, waits = drive(searcher, max_in_flight=4)
+    finish(searcher, running)
+    assert waits == 0  # every free slot got an architecture at once
+    assert searcher.plan == GuidedPlan(30, 3, 2) and len(proposals) == 30
+    assert len(set(keys(searcher, proposals))) == 30
+    assert searcher.suggest("after") == Searcher.FINISHED and searcher.phase == "finished"
+    obs = searcher.observations
+    phases = obs.groupby("phase").size().to_dict()
+    # the design fills the slots until 3 results can fit the ensemble (4 run at once)
+    assert phases["final"] == 2 and 3 <= phases["initial"] <= 6
+    assert phases["guided"] == 28 - phases["initial"]
+    assert [config.get("epochs") for _, config in proposals[-3:]] == [None, 9, 9]
+    # the guided proposals beat the space-filling design on this smooth objective
+    assert obs.query("phase != 'initial'")["metric"].mean() > \
+        obs.query("phase == 'initial'")["metric"].mean()
+    assert obs["metric"].max() > 0.935
+
+
+def test_predictions_stay_within_what_was_measured():
+    searcher = make_searcher()
+    proposals, running, _ = drive(searcher)
+    finish(searcher, running)
+    obs = searcher.observations
+    guided = obs.dropna(subset=["predicted"])
+    assert (guided["phase"] != "initial").all()
+    assert len(guided) == (obs["phase"] != "initial").sum() >= 24
+    assert guided["predicted"].max() <= obs["metric"].max()
+    assert guided["predicted"].min() >= obs["metric"].min()
+    scores = searcher.round_scores
+    assert scores["size"].sum() == 30 and scores["fit_seconds"].iloc[1:].gt(0).all()
+
+
+def test_same_seed_same_proposals_at_concurrency_one_other_seed_differs():
+    first, _, _ = drive(make_searcher(seed=5), max_in_flight=1)
+    second, _, _ = drive(make_searcher(seed=5), max_in_flight=1)
+    other, _, _ = drive(make_searcher(seed=6), max_in_flight=1)
+    assert first == second
+    assert [c for _, c in first] != [c for _, c in other]
+
+
+@pytest.mark.parametrize("interrupt_at", [2, 11])
+def test_save_restore_mid_run_continues_identically(interrupt_at, tmp_path):
+    reference, _, _ = drive(make_searcher(), max_in_flight=1)
+    original = make_searcher()
+    first, running, _ = drive(original, max_in_flight=1, stop_after=interrupt_at)
+    original.save(tmp_path / "searcher.pkl")
+    restored = SteerageSearcher()
+    restored.restore(tmp_path / "searcher.pkl")
+    rest, _, _ = drive(restored, max_in_flight=1, running=running, start=interrupt_at)
+    assert first + rest == reference
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 4, 5])
+def test_tiny_budgets_run_every_proposal(budget):
+    searcher = make_searcher(budget=budget)
+    proposals, running, waits = drive(searcher)
+    finish(searcher, running)
+    assert len(proposals) == budget == searcher.plan.total and waits == 0
+    assert len(set(keys(searcher, proposals))) == budget
+
+
+def test_a_space_smaller_than_the_budget_is_searched_exhaustively(caplog):
+    space = SearchSpace([Categorical("opt", ("adam", "sgd", "rmsprop"))])
+    searcher = SteerageSearcher(space, "score", "max", budget=10)
+    with caplog.at_level(logging.WARNING, logger="steerage_ray"):
+        proposals, running, _ = drive(searcher, objective=lambda c: len(c["opt"]))
+    assert sorted(c["opt"] for _, c in proposals) == ["adam", "rmsprop", "sgd"]
+    assert searcher.suggest("more") == Searcher.FINISHED
+    assert "only 3 distinct architectures" in caplog.text
+
+
+def test_warm_starts_and_constraints_are_respected():
+    space = ffnn_space(n_features=64)
+    constraint = ResourceConstraint("ffnn", (64,), 10, max_params=40_000)
+    searcher = SteerageSearcher(space, "val_acc", "max", budget=20, constraint=constraint)
+    warm = space.sobol(8, 3)
+    for config in warm:
+        searcher.add_evaluated_point(config, 0.5 + 0.001 * config["neurons_1"])
+
+    def score(config):
+        return 0.9 - 0.0001 * abs(config["neurons_1"] - 300)
+
+    proposals, running, _ = drive(searcher, objective=score)
+    finish(searcher, running, objective=score)
+    assert len(proposals) == 20
+    assert not {space.key(c) for c in warm} & set(keys(searcher, proposals))
+    assert all(constraint.is_feasible(c) for _, c in proposals)
+
+
+def test_mode_min_and_failures():
+    searcher = SteerageSearcher(small_space(), "loss", "min", budget=24)
+
+    def loss(config):
+        return 1.0 - accuracy(config)
+
+    def sabotage(trial_id, result):
+        number = int(trial_id[1:])
+        if number % 7 == 3:
+            return None  # an errored trial
+        return {"loss": math.nan} if number % 7 == 5 else result
+
+    proposals, running, _ = drive(searcher, objective=loss, outcome=sabotage)
+    finish(searcher, running, objective=loss)
+    obs = searcher.observations
+    assert len(proposals) == 24 and (obs["status"] == "failed").sum() >= 4
+    done = obs.query("status == 'completed'")
+    assert done.query("phase != 'initial'")["metric"].mean() < \
+        done.query("phase == 'initial'")["metric"].mean()
+
+
+def test_paper_knobs_need_paper_mode():
+    with pytest.raises(ValueError, match="iter_count applies to algorithm='paper'"):
+        SteerageSearcher(small_space(), "val_acc", "max", iter_count=10)
+    with pytest.raises(ValueError, match="n_initial applies to algorithm='steerage'"):
+        SteerageSearcher(small_space(), "val_acc", "max", algorithm="paper", n_initial=3)
+    with pytest.raises(ValueError, match="algorithm"):
+        SteerageSearcher(small_space(), "val_acc", "max", algorithm="bo")
+
+
+def test_integer_spaces_with_numpy_values_and_a_big_budget_stay_distinct():
+    space = SearchSpace([Integer("a", 0, 5), Integer("b", 0, 5)])  # 36 architectures
+    searcher = SteerageSearcher(space, "s", "max", budget=36, seed=np.int64(2))
+    proposals, running, _ = drive(searcher, objective=lambda c: -(c["a"] - 2) ** 2 - c["b"])
+    assert len(set(keys(searcher, proposals))) == len(proposals) == 36
