@@ -196,9 +196,10 @@ class SteerageSearcher(Searcher):
         _check_metric_mode(metric, mode)
         self._metric = self._metric or metric
         self._mode = self._mode or mode
+        if self._strategy is not None:
+            self._continue_in_a_new_experiment()
         num_samples = spec.get("num_samples")
-        if self._strategy is None and isinstance(num_samples, Integral) \
-                and 0 < num_samples < sys.maxsize:
+        if isinstance(num_samples, Integral) and 0 < num_samples < sys.maxsize:
             self._repeat = _repeat_factor(self)
             self._num_samples = max(1, int(num_samples) // self._repeat)
             if self.budget is not None and self.budget > self._num_samples:
@@ -211,6 +212,20 @@ class SteerageSearcher(Searcher):
         self._require_ready()
         self._check_pool()  # also resolves (and so validates) the plan before any trial
         return adopted
+
+    def _continue_in_a_new_experiment(self) -> None:
+        """A searcher that already searched is handed to a new Tuner (Ray's warm-start
+        pattern: ``save`` in one experiment, ``restore`` into the next). Its trained
+        architectures become warm starts of a new plan for this experiment's budget;
+        trials the old experiment left in flight will never report and are dropped."""
+        for trial_id in self.in_flight:
+            self._history.forget(self._trials.pop(trial_id))
+        for record in self._history.records:
+            record.phase, record.round = WARM_START, -1
+        self._strategy, self._finished, self._num_samples = None, False, None
+        self._retry, self._unconfirmed = [], set()
+        logger.info("SteerageSearcher: a new experiment continues from %d known "
+                    "architectures (warm starts)", len(self._history.records))
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Honoured internally: never more than ``max_concurrent`` trials in flight."""

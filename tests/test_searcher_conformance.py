@@ -1,0 +1,167 @@
+"""SteerageSearcher behaves like Tune's built-in searchers (OptunaSearch, HyperOptSearch)
+in the situations where it used to differ: restore without the unfinished trials, small
+and odd budgets, tiny spaces, Repeater, points_to_evaluate, list-valued choices and the
+default plan. Real Tuners on the session's local Ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+
+import pytest
+from ray import cloudpickle, tune
+from ray.tune.search import Repeater, Searcher
+
+from steerage_ray.searchers import SteerageSearcher
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = pytest.mark.slow
+
+
+def quadratic(config):
+    tune.report({"score": -(config["x"] - 7) ** 2 - 0.1 * config["y"]})
+
+
+SPACE = {"x": tune.randint(0, 20), "y": tune.randint(0, 10)}
+
+
+def run(tmp_path, searcher, name, num_samples, param_space=SPACE, trainable=quadratic,
+        **tune_config):
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
+                                    num_samples=num_samples, **tune_config),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
+    ).fit()
+
+
+def slow_quadratic(config):
+    time.sleep(config.get("sleep", 0.0))
+    quadratic(config)
+
+
+class StopAfter(tune.Callback):
+    """Tune's own graceful stop (state saved, fit returns) after ``after`` trials."""
+
+    def __init__(self, after: int):
+        self.after, self.done = after, 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        if self.done == self.after:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_restore_without_unfinished_trials_reproposes_them_and_finishes(ray_session,
+                                                                       tmp_path):
+    space = {**SPACE, "sleep": 1.5}
+    searcher = SteerageSearcher(budget=10, seed=0)
+    tuner = tune.Tuner(
+        tune.with_resources(slow_quadratic, {"cpu": 0.5}), param_space=space,
+        tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
+                                    num_samples=10, max_concurrent_trials=3),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="drop", verbose=0,
+                                  callbacks=[StopAfter(3)]))
+    tuner.fit()
+    path = str(tmp_path / "drop")
+    started = time.monotonic()
+    grid = tune.Tuner.restore(path, tune.with_resources(slow_quadratic, {"cpu": 0.5}),
+                              resume_unfinished=False).fit()
+    assert time.monotonic() - started < 60
+    restored = SteerageSearcher()
+    restored.restore_from_dir(grid.experiment_path)
+    obs = restored.observations
+    done = obs[obs["status"] == "completed"]
+    assert len(done) == 10 == done[["config/x", "config/y"]].drop_duplicates().shape[0]
+    assert restored.phase == "finished" and not restored.in_flight
+
+
+@pytest.mark.parametrize("num_samples", [1, 4, 5])
+def test_any_budget_runs_every_trial(ray_session, tmp_path, num_samples):
+    searcher = SteerageSearcher(seed=1)
+    grid = run(tmp_path, searcher, f"small{num_samples}", num_samples)
+    assert len(grid) == num_samples and grid.num_errors == 0
+    assert searcher.plan.total == num_samples and searcher.phase in ("finished", "final",
+                                                                       "guided", "initial")
+    assert len(searcher.observations) == num_samples
+
+
+def test_warm_start_pattern_two_tuners_with_save_and_restore(ray_session, tmp_path):
+    first = SteerageSearcher(seed=2)
+    run(tmp_path, first, "warm1", 5)
+    first.save(str(tmp_path / "searcher.pkl"))
+    second = SteerageSearcher()
+    second.restore(str(tmp_path / "searcher.pkl"))
+    grid = run(tmp_path, second, "warm2", 5)
+    assert len(grid) == 5 and grid.num_errors == 0
+    obs = second.observations
+    assert (obs["phase"] == "warm_start").sum() == 5
+    assert len(obs) == 10 == obs[["config/x", "config/y"]].drop_duplicates().shape[0]
+
+
+@pytest.mark.parametrize("algorithm", ["steerage", "paper"])
+def test_a_space_smaller_than_the_plan_is_searched_exhaustively(ray_session, tmp_path,
+                                                                caplog, algorithm):
+    searcher = SteerageSearcher(algorithm=algorithm)
+    with caplog.at_level(logging.WARNING, logger="steerage_ray"):
+        grid = run(tmp_path, searcher, f"tiny-{algorithm}", 10,
+                   param_space={"x": tune.choice([3, 7, 11]), "y": 0})
+    assert sorted(result.config["x"] for result in grid) == [3, 7, 11]
+    assert searcher.suggest("more") == Searcher.FINISHED
+    assert "only 3 distinct architectures" in caplog.text
+
+
+def test_repeater_plans_the_distinct_suggestions_and_finishes_every_phase(ray_session,
+                                                                          tmp_path):
+    searcher = SteerageSearcher(seed=3, final_config={"final": True})
+    grid = run(tmp_path, Repeater(searcher, repeat=2), "repeat", 16)
+    assert len(grid) == 16
+    assert searcher.plan.total == 8 and searcher.phase == "finished"
+    obs = searcher.observations
+    assert len(obs) == 8 and (obs["status"] == "completed").all()
+    assert obs["phase"].iloc[-1] == "final"
+    assert sum(1 for result in grid if result.config.get("final")) == 2  # both repeats
+
+
+def test_points_to_evaluate_come_first_and_rewarded_points_are_not_trained(ray_session,
+                                                                           tmp_path):
+    searcher = SteerageSearcher(points_to_evaluate=[{"x": 7, "y": 0}, {"x": 1}], seed=4)
+    grid = run(tmp_path, searcher, "points", 6, max_concurrent_trials=1)
+    obs = searcher.observations
+    assert obs["phase"].tolist()[:2] == ["given", "given"]
+    assert (obs["config/x"].tolist()[:2], obs["config/y"].iloc[0]) == ([7, 1], 0)
+    assert len(grid) == 6
+
+    rewarded = SteerageSearcher(points_to_evaluate=[{"x": 7, "y": 0}, {"x": 1, "y": 5}],
+                                evaluated_rewards=[0.0, -36.5], seed=4)
+    grid = run(tmp_path, rewarded, "rewarded", 4)
+    trained = {(r.config["x"], r.config["y"]) for r in grid}
+    assert len(grid) == 4 and not trained & {(7, 0), (1, 5)}
+    assert (rewarded.observations["phase"] == "warm_start").sum() == 2
+
+
+def list_trainable(config):
+    assert isinstance(config["layers"], list), config
+    tune.report({"score": float(sum(config["layers"]))})
+
+
+def test_choices_over_lists_are_accepted_and_handed_back_as_lists(ray_session, tmp_path):
+    searcher = SteerageSearcher(seed=5)
+    grid = run(tmp_path, searcher, "lists", 4, trainable=list_trainable,
+               param_space={"layers": tune.choice([[16, 16], [32, 32], [64]])})
+    assert grid.num_errors == 0
+    assert sorted(map(tuple, (r.config["layers"] for r in grid))) == [(16, 16), (32, 32),
+                                                                      (64,)]
+
+
+def test_the_default_plan_is_logged_when_num_samples_is_minus_one(caplog):
+    searcher = SteerageSearcher(seed=6)
+    searcher.set_search_properties("score", "max", dict(SPACE), num_samples=sys.maxsize)
+    with caplog.at_level(logging.INFO, logger="steerage_ray"):
+        searcher.suggest("t0")
+    assert searcher.plan.total == 401
+    assert "401 trials planned from no budget and num_samples=-1" in caplog.text
