@@ -8,7 +8,8 @@ budget into round sizes so that every phase still runs and the total is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
+
+from steerage_ray.checks import optional_integer as _optional_count
 
 DEFAULT_ITER_COUNT = 100
 DEFAULT_ITERATIONS = 3
@@ -114,11 +115,3 @@ class SearchPlan:
                 f"the initial random round must train at least {MIN_INITIAL} "
                 f"architectures to fit the predictor, got {self.initial}; raise "
                 f"iter_count or the budget")
-
-
-def _optional_count(value: object, field: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be None or an integer >= {minimum}, got {value!r}")
-    return int(value)
