@@ -35,13 +35,15 @@ from ray import cloudpickle
 from ray.tune.result import AUTO_RESULT_KEYS, TRAINING_ITERATION
 from ray.tune.search import Searcher
 
-from steerage_ray.evolution import EvolutionResult, ResourceConstraint, evolutionary_search
+from steerage_ray.checks import integer as _integer
+from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.evolution import EvolutionResult, evolutionary_search
 from steerage_ray.predictor import AccuracyPredictor, rank_correlation
 from steerage_ray.searchers.plan import SearchPlan
+from steerage_ray.searchers.tune_space import from_tune
 from steerage_ray.space import (
     SearchSpace,
     flatten_config,
-    from_tune,
     get_preset,
     unflatten_config,
 )
@@ -639,12 +641,6 @@ def _check_metric_mode(metric: Any, mode: Any) -> None:
     if metric is not None and (not isinstance(metric, str) or not metric):
         raise ValueError(f"metric must be the name (a non-empty str) of one reported "
                          f"result, got {metric!r}; SteerageSearcher optimises one metric")
-
-
-def _integer(value: Any, field: str, minimum: int) -> int:
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _predictor_params(params: Mapping[str, Any] | None) -> dict:
