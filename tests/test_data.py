@@ -118,6 +118,7 @@ def test_arbitrary_labels_are_remapped_to_codes():
     assert_well_formed(numeric)
 
 
+@pytest.mark.slow  # generates MNIST-1D: seconds
 def test_mnist1d_is_generated_offline_cached_and_keeps_global_rng(no_network, isolated_cache):
     MNIST1D_CACHE.clear_memory()
     np.random.seed(123)

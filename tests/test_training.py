@@ -235,6 +235,7 @@ def test_bad_arguments_raise_value_error_naming_them(digits):
         train_model(mlp(), digits, settings_for("digits", epochs=2), start_epoch=2)
 
 
+@pytest.mark.slow  # a fresh interpreter with torch: seconds
 def test_select_device_falls_back_to_cpu_with_fake_cuda_devices():
     """Ray sets CUDA_VISIBLE_DEVICES for fake GPUs; torch reads it at start-up."""
     code = "from steerage_ray.training import select_device; print(select_device())"
