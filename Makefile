@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= steerage_results/demo
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-quick demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-quick: $(STAMP)  # everything but the tests marked slow (real Tune runs, the CLI end to end)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)  # the demo always starts afresh; `steerage search` never overwrites

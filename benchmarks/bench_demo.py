@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _results import cpu_model, markdown_table, ram_gib, today, write_section  # noqa: E402
 
 from steerage_ray.experiment import load_experiment  # noqa: E402
-from steerage_ray.pipeline import run_experiment  # noqa: E402
+from steerage_ray.run import run_experiment  # noqa: E402
 from steerage_ray.report import format_summary  # noqa: E402
 
 HEADING = "## Demo: `make demo` (digits-ffnn end to end)"

@@ -29,7 +29,7 @@ import ray
 import torch
 
 from steerage_ray.data import load_dataset
-from steerage_ray.local_search import Candidate, run
+from steerage_ray.local_search import Candidate, run_local_search
 from steerage_ray.models import build_model, count_flops, count_params
 from steerage_ray.training import TrainSettings, settings_for, train_model
 
@@ -75,8 +75,8 @@ def experiment(name, family, config, dataset, start_settings, step_settings, ite
     rows, paretos = [], {}
     for seed in seeds:
         began = time.perf_counter()
-        result = run(candidate, dataset, schemes=schemes, iterations=iterations,
-                     settings=step_settings, seed=seed)
+        result = run_local_search(candidate, dataset, schemes=schemes, iterations=iterations,
+                                  settings=step_settings, seed=seed)
         seconds = time.perf_counter() - began
         if result.failures:
             raise RuntimeError(f"schemes failed: {result.failures}")

@@ -49,8 +49,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from steerage_ray.data import Dataset, load_dataset
 from steerage_ray.global_search import global_search
+from steerage_ray.searchers.tune_space import to_tune
+from steerage_ray.space import SearchSpace, ffnn_space
 from steerage_ray.strategies.plan import SearchPlan
-from steerage_ray.space import SearchSpace, ffnn_space, to_tune
 from steerage_ray.trainables import METRIC, MODE, make_trainable
 
 from _results import RESULTS, cpu_model, markdown_table, ram_gib, today, write_section

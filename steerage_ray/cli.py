@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _show_progress_lines()
     # Imported late so `steerage --help` answers instantly.
-    from steerage_ray import pipeline
+    from steerage_ray import run
     from steerage_ray.experiment import load_experiment
 
     try:
@@ -139,25 +139,24 @@ def main(argv: list[str] | None = None) -> int:
                 experiment = experiment.with_overrides(
                     search={"budget": args.budget}, unset=("iter_count", "iterations"))
             experiment = experiment.with_overrides(**_overrides(args))
-            experiment = pipeline.with_dataset_path(experiment, args.dataset_path,
-                                                    args.label_column)
+            experiment = run.with_dataset_path(experiment, args.dataset_path,
+                                               args.label_column)
             if args.seed is not None:
                 experiment.seed = args.seed
             output = args.output or Path("steerage_results") / experiment.name
-            pipeline.run_experiment(experiment, output, address=args.address,
-                                    storage=args.storage, verbose=args.verbose)
+            run.run_experiment(experiment, output, address=args.address,
+                               storage=args.storage, verbose=args.verbose)
         elif args.command == "resume":
-            pipeline.resume_experiment(args.directory, address=args.address,
-                                       verbose=args.verbose)
+            run.resume_experiment(args.directory, address=args.address, verbose=args.verbose)
         elif args.command == "local-search":
             schemes = args.schemes.split(",") if args.schemes else None
-            pipeline.rerun_local_search(args.directory, address=args.address,
-                                        schemes=schemes, iterations=args.iterations)
+            run.rerun_local_search(args.directory, address=args.address,
+                                   schemes=schemes, iterations=args.iterations)
         elif args.command == "report":
-            print(pipeline.rebuild_report(args.directory))
+            print(run.rebuild_report(args.directory))
         elif args.command == "export":
-            path = pipeline.export_model(args.directory, fmt=args.format,
-                                         which=args.which, out=args.out)
+            path = run.export_experiment_model(args.directory, fmt=args.format,
+                                               which=args.which, out=args.out)
             print(f"wrote {path}")
     except ValueError as error:  # includes ExperimentError and every input check
         print(f"steerage: error: {error}", file=sys.stderr)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import NamedTuple
 
+from steerage_ray.checks import config_integer, integer, is_integer, is_number
 from steerage_ray.data.reduction import reduced_dimension
+from steerage_ray.families import check_family
 
 __all__ = ["Complexity", "ResourceConstraint", "estimate_complexity", "estimate_flops",
            "estimate_params", "model_input_shape"]
 
-FAMILIES = ("ffnn", "lenet", "resnet")
 _STAGE_STRIDES = (1, 2, 2, 2)
 _BOTTLENECK_EXPANSION = 4
 _BOTTLENECK_FROM_DEPTH = 50  # models.resnet.BOTTLENECK_FROM_DEPTH: depth = 2 + 2 * sum(blocks)
@@ -56,10 +56,8 @@ def estimate_complexity(family: str, config: Mapping[str, object], input_shape: 
     :func:`model_input_shape`), so a fixed constraint can judge configs that reduce the
     input differently.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    check_family(family)
+    integer(n_classes, "n_classes", 1)
     shape = model_input_shape(family, config, input_shape)
     return _ESTIMATORS[family](config, shape, n_classes)
 
@@ -74,8 +72,7 @@ def model_input_shape(family: str, config: Mapping[str, object],
     """
     shape = tuple(input_shape)
     expected_rank = 1 if family == "ffnn" else 3
-    if len(shape) != expected_rank or not all(
-            isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in shape):
+    if len(shape) != expected_rank or not all(is_integer(size) and size >= 1 for size in shape):
         expected = "(d,)" if family == "ffnn" else "(C, H, W)"
         raise ValueError(
             f"input_shape for family {family!r} must be {expected} of positive ints, got {shape}"
@@ -86,7 +83,7 @@ def model_input_shape(family: str, config: Mapping[str, object],
         return (reduced_dimension(shape[0], config.get("dr_ratio")),)
     if config.get("image_size") is None:
         return shape
-    size = _int(config, "image_size")
+    size = config_integer(config, "image_size")
     return (shape[0], size, size)
 
 
@@ -107,16 +104,12 @@ class ResourceConstraint:
     def __post_init__(self) -> None:
         for name in ("max_params", "max_flops"):
             limit = getattr(self, name)
-            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Real)
-                                      or limit <= 0):
+            if limit is not None and (not is_number(limit) or limit <= 0):
                 raise ValueError(f"{name} must be a positive number or None, got {limit!r}")
         object.__setattr__(self, "input_shape", tuple(self.input_shape))
-        if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        check_family(self.family)
         model_input_shape(self.family, {}, self.input_shape)  # validates input_shape
-        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) \
-                or self.n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer, got {self.n_classes!r}")
+        integer(self.n_classes, "n_classes", 1)
 
     def is_feasible(self, config: Mapping[str, object]) -> bool:
         """Whether ``config``'s estimated params and FLOPs are within the budget."""
@@ -128,19 +121,19 @@ class ResourceConstraint:
 
 
 def _ffnn(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
-    num_layers = _int(config, "num_layers")
-    hidden = [_int(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
+    num_layers = config_integer(config, "num_layers")
+    hidden = [config_integer(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
     return _mlp(shape[0], hidden, n_classes)
 
 
 def _lenet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
     """Two 'same'-padded conv + ReLU + 2x2 floor-pooling stages, then an MLP."""
     channels, height, width = shape
-    kernel = _int(config, "kernel_size")
+    kernel = config_integer(config, "kernel_size")
     padding = kernel // 2
     params = flops = 0
     for key in ("conv1_filters", "conv2_filters"):
-        filters = _int(config, key)
+        filters = config_integer(config, key)
         height = height + 2 * padding - kernel + 1
         width = width + 2 * padding - kernel + 1
         params += filters * channels * kernel * kernel + filters
@@ -152,19 +145,19 @@ def _lenet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int)
                 f"the {key} stage leaves no pixels"
             )
     classifier = _mlp(channels * height * width,
-                      [_int(config, key) for key in ("fc1", "fc2", "fc3")], n_classes)
+                      [config_integer(config, key) for key in ("fc1", "fc2", "fc3")], n_classes)
     return Complexity(params + classifier.params, flops + classifier.flops)
 
 
 def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
     """CIFAR-style ResNet: 3x3 stem, four stages (basic or bottleneck blocks), pooled FC head."""
     channels, height, width = shape
-    stem = _int(config, "conv1_filters")
+    stem = config_integer(config, "conv1_filters")
     params = 9 * channels * stem + 2 * stem
     flops = 2 * height * width * stem * 9 * channels
     channels = stem
-    blocks = [_int(config, f"blocks_{i}") for i in range(1, 5)]
-    planes = [_int(config, f"conv{i}_filters") for i in range(2, 6)]
+    blocks = [config_integer(config, f"blocks_{i}") for i in range(1, 5)]
+    planes = [config_integer(config, f"conv{i}_filters") for i in range(2, 6)]
     bottleneck = 2 + 2 * sum(blocks) >= _BOTTLENECK_FROM_DEPTH
     block = _bottleneck_block if bottleneck else _basic_block
     for stage_planes, count, stage_stride in zip(planes, blocks, _STAGE_STRIDES):
@@ -174,7 +167,7 @@ def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int
             height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
             params += cost.params
             flops += cost.flops
-    hidden = [planes[-1]] if _int(config, "fc_layers") == 2 else []
+    hidden = [planes[-1]] if config_integer(config, "fc_layers") == 2 else []
     head = _mlp(channels, hidden, n_classes)
     return Complexity(params + head.params, flops + head.flops)
 
@@ -213,18 +206,3 @@ def _mlp(in_features: int, hidden: Sequence[int], n_classes: int) -> Complexity:
 
 
 _ESTIMATORS = {"ffnn": _ffnn, "lenet": _lenet, "resnet": _resnet}
-
-
-def _number(config: Mapping[str, object], key: str) -> float:
-    value = config.get(key)
-    if value is None or isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"config[{key!r}] must be a number, got {value!r}")
-    return float(value)
-
-
-def _int(config: Mapping[str, object], key: str) -> int:
-    """An integer config value; whole floats (Tune and numpy produce them) are accepted."""
-    value = _number(config, key)
-    if not value.is_integer() or value < 1:
-        raise ValueError(f"config[{key!r}] must be a positive integer, got {config[key]!r}")
-    return int(value)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from steerage_ray.checks import integer
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.space import SearchSpace
 
-__all__ = ["EvolutionResult", "ResourceConstraint", "evolutionary_search"]
+__all__ = ["EvolutionResult", "evolutionary_search"]
 
 PredictFn = Callable[[np.ndarray], Sequence[float]]
 
@@ -90,14 +91,14 @@ def evolutionary_search(
     draws, the search runs with a smaller population; if it yields none, ValueError.
     Deterministic for a given ``seed``.
     """
-    population = _positive_int(population, "population")
-    generations = _non_negative_int(generations, "generations")
+    population = integer(population, "population", 1)
+    generations = integer(generations, "generations", 0)
     if isinstance(mutation_prob, bool) or not isinstance(mutation_prob, Real) \
             or not 0.0 <= mutation_prob <= 1.0:
         raise ValueError(f"mutation_prob must be a number in [0, 1], got {mutation_prob!r}")
     if not callable(predict_fn):
         raise ValueError(f"predict_fn must be callable (array -> scores), got {predict_fn!r}")
-    rng = np.random.default_rng(_non_negative_int(seed, "seed"))
+    rng = np.random.default_rng(integer(seed, "seed", 0))
     scorer = _Scorer(space, predict_fn, constraint, _excluded_rows(space, exclude))
 
     parents = _initial_codes(space, scorer, initial, population, rng)
@@ -229,15 +230,3 @@ def _excluded_rows(space: SearchSpace,
     if not configs:
         return set()
     return {row.tobytes() for row in space.encode_many(configs) + 0.0}
-
-
-def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{field} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{field} must be an integer >= 0, got {value!r}")
-    return int(value)

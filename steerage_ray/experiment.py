@@ -8,6 +8,11 @@ and are addressed by name (``digits-ffnn``); any other path is read as a YAML fi
 Validation happens here, before Ray starts, so a typo costs one clear line instead of
 a failed cluster run: unknown keys, wrong types and impossible values raise
 :class:`ExperimentError` naming the offending field.
+
+The ``training`` section is ``TrainSettings``' own vocabulary: its keys are
+``training.CONFIG_KEYS`` plus ``final_epochs`` (the final round's and the baseline's
+epochs), and its values are checked by ``TrainSettings`` itself. Dataset specs are those
+of ``data.load_dataset_spec``.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import Any
 
 import yaml
 
-FAMILIES = ("ffnn", "lenet", "resnet")
+from steerage_ray.checks import is_integer
+from steerage_ray.families import FAMILIES
 
 # Section name -> {key: (accepted types, default)}. ``None`` default = optional, unset.
+# The training section is derived from TrainSettings instead (see _validate_training).
 _NUMBER = (int, float)
 _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "search": {
@@ -46,16 +53,6 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "max_params": ((int,), None),
         "max_flops": ((int,), None),
     },
-    "training": {
-        "epochs": ((int,), 10),
-        "final_epochs": ((int,), None),
-        "batch_size": ((int,), 128),
-        "optimizer": ((str,), None),
-        "lr": (_NUMBER, None),
-        "momentum": (_NUMBER, None),
-        "weight_decay": (_NUMBER, None),
-        "patience": ((int,), None),
-    },
     "resources": {
         "cpus_per_trial": (_NUMBER, 1),
         "gpus_per_trial": (_NUMBER, None),  # None: 1 when the cluster has GPUs, else 0
@@ -70,14 +67,15 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "pruning_ratio": (_NUMBER, None),
     },
 }
+# The experiment's own training defaults; every other TrainSettings field left unset
+# means "settings_for the dataset and family decide".
+_TRAINING_DEFAULTS = {"epochs": 10, "final_epochs": None, "batch_size": 128}
 _POSITIVE = {
     "count", "iter_count", "final_count", "budget", "ees_population", "ees_generations",
-    "n_initial",
-    "epochs", "final_epochs", "batch_size", "lr", "max_params", "max_flops",
-    "cpus_per_trial", "iterations",
+    "n_initial", "max_params", "max_flops", "cpus_per_trial", "iterations", "epochs",
 }
 _TOP_LEVEL = {"name", "description", "dataset", "family", "space", "baseline", "seed",
-              *_SECTIONS}
+              "training", *_SECTIONS}
 
 
 class ExperimentError(ValueError):
@@ -177,11 +175,12 @@ def parse_experiment(data: Any, source: str = "<dict>") -> Experiment:
         raise ExperimentError(f"experiment {source}: family must be one of {FAMILIES}, "
                               f"got {family!r}")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise ExperimentError(f"experiment {source}: seed must be a non-negative "
                               f"integer, got {seed!r}")
     sections = {name: _validate_section(name, data.get(name), source)
                 for name in _SECTIONS}
+    sections["training"] = _validate_training(data.get("training"), source)
     _check_search_counts(sections["search"], source)
     return Experiment(
         name=str(data["name"]),
@@ -190,7 +189,7 @@ def parse_experiment(data: Any, source: str = "<dict>") -> Experiment:
         family=family,
         space=_validate_space(data.get("space", family), source),
         baseline=_mapping(data.get("baseline", {}), "baseline", source),
-        seed=seed,
+        seed=int(seed),
         source=source,
         **sections,
     )
@@ -225,11 +224,35 @@ def _validate_section(name: str, value: Any, source: str) -> dict:
         if key in _POSITIVE and value <= 0:
             raise ExperimentError(f"experiment {source}: {name}.{key} must be > 0, "
                                   f"got {value!r}")
-        if key in ("gpus_per_trial", "patience", "max_concurrent_trials") and value < 0:
+        if key in ("gpus_per_trial", "max_concurrent_trials") and value < 0:
             raise ExperimentError(f"experiment {source}: {name}.{key} must be >= 0, "
                                   f"got {value!r}")
         result[key] = value
     return result
+
+
+def _validate_training(value: Any, source: str) -> dict:
+    """The training section: ``TrainSettings`` fields an experiment may set (checked by
+    ``TrainSettings``) plus ``final_epochs``; unset ones are None."""
+    from steerage_ray.training import CONFIG_KEYS, TrainSettings  # late: `steerage -h`
+
+    given = _mapping(value, "training", source)
+    keys = ["epochs", "final_epochs", *(key for key in CONFIG_KEYS if key != "epochs")]
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise ExperimentError(f"experiment {source}: unknown key(s) {unknown} in "
+                              f"training; valid keys are {sorted(keys)}")
+    section = {key: given.get(key, _TRAINING_DEFAULTS.get(key)) for key in keys}
+    final_epochs = section["final_epochs"]
+    if final_epochs is not None and not (is_integer(final_epochs) and final_epochs >= 1):
+        raise ExperimentError(f"experiment {source}: training.final_epochs must be None "
+                              f"or an integer >= 1, got {final_epochs!r}")
+    try:
+        TrainSettings(**{key: section[key] for key in CONFIG_KEYS
+                         if section[key] is not None})
+    except ValueError as error:
+        raise ExperimentError(f"experiment {source}: training.{error}") from None
+    return section
 
 
 def _check_search_counts(search: dict, source: str) -> None:
@@ -278,11 +301,13 @@ def _search_plan(search: dict, source: str):
 def _validate_dataset(value: Any, source: str) -> dict:
     if isinstance(value, str):
         value = {"name": value}
+    from steerage_ray.data.specs import dataset_source  # late: keeps `steerage -h` fast
+
     dataset = _mapping(value, "dataset", source)
-    kinds = [k for k in ("name", "csv", "npz", "image_folder") if k in dataset]
-    if len(kinds) != 1:
-        raise ExperimentError(f"experiment {source}: dataset needs exactly one of "
-                              f"name, csv, npz, image_folder; got {sorted(dataset)}")
+    try:
+        dataset_source(dataset)
+    except ValueError as error:
+        raise ExperimentError(f"experiment {source}: {error}") from None
     if "csv" in dataset and "label_column" not in dataset:
         raise ExperimentError(f"experiment {source}: dataset.label_column is required "
                               f"with dataset.csv")

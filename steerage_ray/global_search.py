@@ -21,9 +21,9 @@ import pandas as pd
 import ray
 from ray import tune
 
-from steerage_ray.data import Dataset
+from steerage_ray.data import Dataset, check_space_fits, load_dataset_spec
 from steerage_ray.evolution import EvolutionResult
-from steerage_ray.models import FAMILIES
+from steerage_ray.families import check_family
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
@@ -32,12 +32,10 @@ from steerage_ray.trainables import (
     CHECKPOINT_SECONDS,
     METRIC,
     MODE,
-    TRAINING_KEYS,
-    check_space_fits,
     load_checkpoint_state,
-    load_dataset_spec,
     make_trainable,
 )
+from steerage_ray.training import CONFIG_KEYS
 
 
 @dataclass
@@ -114,8 +112,7 @@ def global_search(
         searcher_options: ``SteerageSearcher`` arguments (``count``, ``iter_count``,
             ``iterations``, ``final_count``, ``ees_population``, ...).
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    check_family(family)
     data = dataset if isinstance(dataset, Dataset) else load_dataset_spec(dataset)
     final_config = dict(searcher_options.pop("final_config", None) or {})
     if final_epochs is not None:
@@ -183,10 +180,10 @@ def _training_constants(family: str, seed: int, epochs: int | None,
                         training: Mapping[str, Any] | None) -> dict:
     """Constants of every trial's config (Tune merges the searcher's suggestion in)."""
     training = dict(training or {})
-    unknown = sorted(set(training) - set(TRAINING_KEYS))
+    unknown = sorted(set(training) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(f"training has unknown key(s) {unknown}; valid keys: "
-                         f"{list(TRAINING_KEYS)}")
+                         f"{list(CONFIG_KEYS)}")
     if epochs is not None:
         training["epochs"] = epochs
     return {"family": family, "seed": seed, **training}

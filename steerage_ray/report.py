@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from steerage_ray.pareto import select_point  # noqa: E402
+
 PLOT_FILES = {
     "accuracy_vs_params": "accuracy_vs_params.png",
     "best_so_far": "best_so_far.png",
@@ -34,7 +36,8 @@ def summary_table(baseline: dict | None, winner: dict | None,
     """Baseline vs GS vs GS+LS rows as in the paper's Tables 3-5.
 
     The GS+LS row is the most accurate local-search point (by validation accuracy, then
-    fewer parameters); compression is relative to the baseline's parameter count.
+    fewer parameters: ``pareto.select_point``); compression is relative to the
+    baseline's parameter count.
     """
     rows = []
     if baseline:
@@ -42,18 +45,13 @@ def summary_table(baseline: dict | None, winner: dict | None,
     if winner:
         rows.append(_summary_row("STEERAGE (GS)", winner))
     if pareto is not None and len(pareto):
-        best = most_accurate(pareto)
+        best = select_point(pareto)
         rows.append(_summary_row(f"STEERAGE (GS+LS, scheme {best['scheme']})",
                                  best.to_dict()))
     table = pd.DataFrame(rows, columns=["method", "test_acc", "params", "flops"])
     if baseline and baseline.get("params"):
         table["compression"] = baseline["params"] / table["params"]
     return table
-
-
-def most_accurate(pareto: pd.DataFrame) -> pd.Series:
-    """The Pareto point with the best validation accuracy, ties to fewer parameters."""
-    return pareto.sort_values(["val_acc", "params"], ascending=[False, True]).iloc[0]
 
 
 def _summary_row(method: str, result: dict) -> dict:

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -20,11 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steerage_ray.checks import is_integer, is_number
 from steerage_ray.data.dataset import Dataset
-from steerage_ray.models.builder import FAMILIES
+from steerage_ray.families import check_family
+from steerage_ray.models.probe import eval_mode
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
+# Marks the TrainSettings fields that whoever runs the training decides (seed, device,
+# threads, ...), as opposed to the ones an experiment file or a trial config may set.
+_RUNTIME = {"runtime": True}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class TrainSettings:
     the end (the test accuracy is measured on them). ``device`` is ``"auto"`` (CUDA when
     usable, else CPU), ``"cpu"`` or ``"cuda[:i]"``. ``num_threads`` caps torch's intra-op
     threads during training, e.g. to match the CPUs Ray gives a trial.
+
+    The fields up to ``patience`` are the training settings an experiment's
+    ``training`` section and a trial config may set (:data:`CONFIG_KEYS`); the others
+    are decided by whoever runs the training.
     """
 
     epochs: int = 20
@@ -48,33 +57,34 @@ class TrainSettings:
     weight_decay: float = 0.0
     schedule: str = "constant"
     patience: int | None = None
-    restore_best: bool = True
-    seed: int = 0
-    device: str = "auto"
-    num_threads: int | None = None
+    restore_best: bool = field(default=True, metadata=_RUNTIME)
+    seed: int = field(default=0, metadata=_RUNTIME)
+    device: str = field(default="auto", metadata=_RUNTIME)
+    num_threads: int | None = field(default=None, metadata=_RUNTIME)
 
     def __post_init__(self) -> None:
-        _require(_is_int(self.epochs) and self.epochs >= 1, "epochs", self.epochs,
+        _require(is_integer(self.epochs) and self.epochs >= 1, "epochs", self.epochs,
                  "an integer >= 1")
-        _require(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size",
+        _require(is_integer(self.batch_size) and self.batch_size >= 1, "batch_size",
                  self.batch_size, "an integer >= 1")
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
                  f"one of {OPTIMIZERS}")
-        _require(_is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr), "lr",
+        _require(is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr), "lr",
                  self.lr, "a finite number > 0")
-        _require(_is_number(self.momentum) and 0 <= self.momentum < 1, "momentum",
+        _require(is_number(self.momentum) and 0 <= self.momentum < 1, "momentum",
                  self.momentum, "a number in [0, 1)")
-        _require(_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf,
+        _require(is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf,
                  "weight_decay", self.weight_decay, "a finite number >= 0")
         _require(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
-        _require(self.patience is None or (_is_int(self.patience) and self.patience >= 1),
+        _require(self.patience is None or (is_integer(self.patience) and self.patience >= 1),
                  "patience", self.patience, "None or an integer >= 1")
         _require(isinstance(self.restore_best, bool), "restore_best", self.restore_best,
                  "True or False")
-        _require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(is_integer(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _require(self.device == "auto" or _is_device(self.device), "device", self.device,
                  "'auto', 'cpu' or 'cuda[:index]'")
-        _require(self.num_threads is None or (_is_int(self.num_threads) and self.num_threads >= 1),
+        _require(self.num_threads is None
+                 or (is_integer(self.num_threads) and self.num_threads >= 1),
                  "num_threads", self.num_threads, "None or an integer >= 1")
 
     def lr_at(self, epoch: int) -> float:
@@ -83,6 +93,11 @@ class TrainSettings:
             return self.lr
         return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
 
+
+#: The TrainSettings fields an experiment file or a trial config may set, in field order:
+#: epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, patience.
+CONFIG_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainSettings)
+                                     if not f.metadata.get("runtime"))
 
 _MNIST_LIKE = ("mnist", "fashion_mnist")
 _CIFAR = ("cifar10",)
@@ -105,8 +120,8 @@ def settings_for(dataset_name: str, family: str | None = None,
 
     Names are matched case-insensitively with ``-`` read as ``_`` ("Fashion-MNIST").
     """
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"family must be None or one of {FAMILIES}, got {family!r}")
+    if family is not None:
+        check_family(family)
     name = str(dataset_name).lower().replace("-", "_")
     if name in _CIFAR and family in (None, "resnet"):
         defaults = dict(epochs=200, optimizer="sgd", lr=0.1, momentum=0.9,
@@ -123,12 +138,27 @@ def settings_for(dataset_name: str, family: str | None = None,
     return TrainSettings(**{**defaults, **overrides})
 
 
+def settings_from(values: Mapping[str, object], dataset_name: str, family: str | None = None,
+                  **fixed: object) -> TrainSettings:
+    """:func:`settings_for` the dataset and family, overridden by the :data:`CONFIG_KEYS`
+    that ``values`` sets (None means unset; other keys are ignored), then by ``fixed``.
+
+    The one way a trial config (the trainable) and an experiment's ``training`` section
+    (baseline, local search) become ``TrainSettings``; ``fixed`` carries what the caller
+    decides itself (``seed``, ``num_threads``, a phase's ``epochs``).
+    """
+    chosen = {key: values[key] for key in CONFIG_KEYS if values.get(key) is not None}
+    return settings_for(dataset_name, family, **{**chosen, **fixed})
+
+
 @dataclass
 class EpochResult:
     """What ``on_epoch`` sees after each epoch (``epoch`` is 0-based).
 
     ``model`` and ``optimizer`` are the live objects, for checkpointing; the callback may
-    return True to stop training.
+    return True to stop training. ``final`` says that training stops after this epoch
+    (the last of ``settings.epochs``, or ``patience`` ran out), so a callback knows
+    which epoch is the last before it returns.
     """
 
     epoch: int
@@ -140,11 +170,12 @@ class EpochResult:
     lr: float
     model: nn.Module = field(repr=False)
     optimizer: torch.optim.Optimizer = field(repr=False)
+    final: bool = False
 
     def metrics(self) -> dict[str, float]:
         """The numbers of this epoch, as stored in ``TrainResult.history``."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("model", "optimizer")}
+                if f.name not in ("model", "optimizer", "final")}
 
 
 @dataclass
@@ -192,14 +223,14 @@ def train_model(
     stops training with ``diverged=True`` instead of raising; the best weights so far
     (or the initial ones) are restored in that case whatever ``restore_best`` says.
     """
-    _require(_is_int(start_epoch) and 0 <= start_epoch < settings.epochs, "start_epoch",
+    _require(is_integer(start_epoch) and 0 <= start_epoch < settings.epochs, "start_epoch",
              start_epoch, f"an integer in [0, settings.epochs={settings.epochs})")
     for split in ("train", "val", "test"):
         if len(getattr(dataset, f"y_{split}")) == 0:
             raise ValueError(f"dataset.X_{split} is empty; train_model needs all three splits")
     device = select_device(settings.device)
     started = time.perf_counter()
-    with _torch_threads(settings.num_threads), torch.random.fork_rng(devices=_cuda_indices(device)):
+    with torch_threads(settings.num_threads), torch.random.fork_rng(devices=_cuda_indices(device)):
         torch.manual_seed(settings.seed)
         model.to(device)
         X_train, y_train = _tensors(dataset.X_train, dataset.y_train, device)
@@ -225,13 +256,16 @@ def train_model(
                 break
             if val_acc > best_val_acc:
                 best_val_acc, best_epoch, best_state = val_acc, epoch, _copy_state(model)
+            patience_out = (settings.patience is not None
+                            and epoch - best_epoch >= settings.patience)
             result = EpochResult(epoch, train_loss, train_acc, val_loss, val_acc,
-                                 best_val_acc, lr, model, optimizer)
+                                 best_val_acc, lr, model, optimizer,
+                                 final=patience_out or epoch + 1 == settings.epochs)
             history.append(result.metrics())
             if on_epoch is not None and on_epoch(result):
                 stop_reason = "callback"
                 break
-            if settings.patience is not None and epoch - best_epoch >= settings.patience:
+            if patience_out:
                 stop_reason = "early_stopping"
                 break
 
@@ -241,18 +275,11 @@ def train_model(
         if best_epoch is None:
             best_val_acc = evaluate(model, X_val, y_val)[0]
         test_acc, test_loss = evaluate(model, dataset.X_test, dataset.y_test)
-    return TrainResult(
-        best_val_acc=best_val_acc,
-        best_epoch=best_epoch,
-        epochs_run=len(history),
-        history=history,
-        test_acc=test_acc,
-        test_loss=test_loss,
-        diverged=diverged,
-        stop_reason=stop_reason,
-        optimizer_state=optimizer.state_dict(),
-        seconds=time.perf_counter() - started,
-    )
+    return TrainResult(best_val_acc=best_val_acc, best_epoch=best_epoch,
+                       epochs_run=len(history), history=history, test_acc=test_acc,
+                       test_loss=test_loss, diverged=diverged, stop_reason=stop_reason,
+                       optimizer_state=optimizer.state_dict(),
+                       seconds=time.perf_counter() - started)
 
 
 def evaluate(
@@ -268,7 +295,8 @@ def evaluate(
     ``device=None`` evaluates where the model already is; a device moves the model
     there (in place, like ``model.to``).
     """
-    _require(_is_int(batch_size) and batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
+    _require(is_integer(batch_size) and batch_size >= 1, "batch_size", batch_size,
+             "an integer >= 1")
     if len(y) == 0 or len(X) != len(y):
         raise ValueError("X and y must be non-empty and of equal length, "
                          f"got {len(X)} and {len(y)}")
@@ -279,19 +307,14 @@ def evaluate(
         device = torch.device(device)
         model.to(device)
     X, y = _tensors(X, y, device)
-    was_training = model.training
-    model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    try:
-        with torch.no_grad():
-            for start in range(0, len(y), batch_size):
-                logits = model(X[start:start + batch_size])
-                target = y[start:start + batch_size]
-                loss_sum += F.cross_entropy(logits, target, reduction="sum")
-                correct += (logits.argmax(dim=1) == target).sum()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = model(X[start:start + batch_size])
+            target = y[start:start + batch_size]
+            loss_sum += F.cross_entropy(logits, target, reduction="sum")
+            correct += (logits.argmax(dim=1) == target).sum()
     return correct.item() / len(y), loss_sum.item() / len(y)
 
 
@@ -383,7 +406,9 @@ def _cuda_indices(device: torch.device) -> list[int]:
 
 
 @contextlib.contextmanager
-def _torch_threads(num_threads: int | None) -> Iterator[None]:
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Cap torch's intra-op threads at ``num_threads`` inside the block (None: leave
+    them alone); the previous number is restored after."""
     if num_threads is None:
         yield
         return
@@ -402,14 +427,6 @@ def _is_device(device: object) -> bool:
         return isinstance(device, str) and torch.device(device).type in ("cpu", "cuda")
     except RuntimeError:
         return False
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _require(condition: bool, name: str, value: object, expected: str) -> None:

@@ -19,6 +19,8 @@ from PIL import Image
 
 from steerage_ray.cli import main
 
+pytestmark = pytest.mark.slow  # real Ray and real training, end to end
+
 TINY = ["--count", "64", "--iter-count", "3", "--iterations", "1", "--ees-population",
         "20", "--ees-generations", "10", "--epochs", "2", "--final-epochs", "2",
         "--ls-iterations", "1"]

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from steerage_ray.data import (DATASET_NAMES, from_arrays, load_csv, load_dataset,
-                               load_image_folder, load_npz)
+from steerage_ray.data import (DATASET_NAMES, dataset_source, from_arrays, load_csv,
+                               load_dataset, load_dataset_spec, load_image_folder, load_npz)
+from steerage_ray.data.specs import expand_paths
 from steerage_ray.data.bundled import MNIST1D_CACHE
 
 BUNDLED = ["digits", "wine", "breast_cancer", "iris", "digits_images"]
@@ -117,6 +118,7 @@ def test_arbitrary_labels_are_remapped_to_codes():
     assert_well_formed(numeric)
 
 
+@pytest.mark.slow  # generates MNIST-1D: seconds
 def test_mnist1d_is_generated_offline_cached_and_keeps_global_rng(no_network, isolated_cache):
     MNIST1D_CACHE.clear_memory()
     np.random.seed(123)
@@ -282,3 +284,25 @@ def test_load_image_folder_reads_class_subfolders(tmp_path):
         load_image_folder(tmp_path)
     with pytest.raises(ValueError, match="path.*no such directory"):
         load_image_folder(tmp_path / "nothing")
+
+
+# -- dataset specs -----------------------------------------------------------------------
+def test_dataset_specs_are_loaded_once_per_process_and_validated():
+    assert load_dataset_spec("digits") is load_dataset_spec({"name": "digits"})
+    assert load_dataset_spec({"name": "digits", "seed": 2}) is not load_dataset_spec("digits")
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_dataset_spec({"seed": 1})
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_dataset_spec({"name": "digits", "csv": "x.csv"})
+    with pytest.raises(ValueError, match="dataset name"):
+        load_dataset_spec("no-such-data")
+
+
+def test_a_spec_names_its_source_and_its_paths_expand(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dataset_source({"csv": "a.csv", "label_column": "y"}) == "csv"
+    assert dataset_source({"name": "mnist", "root": "~/data"}) == "name"
+    spec = expand_paths({"name": "mnist", "root": "~/data", "seed": 1})
+    assert spec == {"name": "mnist", "root": str(tmp_path / "data"), "seed": 1}
+    assert expand_paths({"npz": "~/x.npz"}) == {"npz": str(tmp_path / "x.npz")}
+

@@ -64,6 +64,11 @@ def test_the_default_algorithm_splits_the_papers_401_trials():
     ({"search": {"mutation_prob": 1.5}}, "search.mutation_prob"),
     ({"search": {"itercount": 5}}, "itercount"),
     ({"training": {"epochs": "ten"}}, "training.epochs"),
+    ({"training": {"final_epochs": 0}}, "training.final_epochs"),
+    ({"training": {"schedule": "step"}}, "training.schedule"),
+    ({"training": {"optimizer": "rmsprop"}}, "training.optimizer"),
+    ({"training": {"patience": 0}}, "training.patience"),
+    ({"training": {"seed": 3}}, "seed"),
     ({"resources": {"gpus_per_trial": -1}}, "resources.gpus_per_trial"),
     ({"dataset": {"csv": "x.csv"}}, "dataset.label_column"),
     ({"dataset": {}}, "dataset"),
@@ -117,3 +122,15 @@ def test_a_budget_override_lets_the_file_round_sizes_scale():
     assert scaled.search_plan().total == 12
     with pytest.raises(ExperimentError, match="search: budget"):
         experiment.with_overrides(search={"budget": 12})  # explicit sizes win: too small
+
+
+def test_the_training_section_is_the_settings_a_config_may_set():
+    from steerage_ray.training import CONFIG_KEYS
+
+    experiment = parse_experiment({**MINIMAL, "training": {"schedule": "cosine",
+                                                           "momentum": 0.5}})
+    assert set(experiment.training) == {*CONFIG_KEYS, "final_epochs"}
+    assert experiment.training["schedule"] == "cosine"
+    assert (experiment.training["epochs"], experiment.training["batch_size"]) == (10, 128)
+    assert experiment.training["lr"] is None  # unset: settings_for decides
+

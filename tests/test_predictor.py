@@ -112,7 +112,10 @@ def test_rank_correlation():
         rank_correlation(scores, scores[:3])
 
 
-@pytest.mark.parametrize("loo, n, protocol", [(False, 60, "5-fold"), (True, 20, "leave-one-out")])
+@pytest.mark.parametrize("loo, n, protocol", [
+    (False, 60, "5-fold"),
+    pytest.param(True, 20, "leave-one-out", marks=pytest.mark.slow),  # 6 x 20 fits
+])
 def test_compare_regressors_scores_all_six_models(loo, n, protocol):
     X, y = synthetic_accuracies(n, seed=11, n_features=4)
     y[0] = np.nan

@@ -14,8 +14,8 @@ from steerage_ray.local_search import (
     grow_neurons,
     run_scheme,
 )
-from steerage_ray.local_search.scann import select_best
 from steerage_ray.models import build_ffnn, count_params
+from steerage_ray.pareto import select_point
 from steerage_ray.training import TrainSettings, train_model
 
 QUICK = TrainSettings(epochs=2, batch_size=64, lr=0.01, weight_decay=1e-4)
@@ -154,7 +154,7 @@ def test_scheme_c_prunes_and_records_its_history(digits, trained_mlp):
     assert history.loc[2, "params"] > history.loc[1, "params"]
     assert (history["flops"].diff().iloc[1:] * history["params"].diff().iloc[1:] > 0).all()
     assert history["val_acc"].between(0.5, 1).all()
-    assert result.best_step == select_best(history)
+    assert result.best_step == select_point(history).name
     assert not result.best_model.skip_connections
     x = torch.as_tensor(digits.X_test)
     assert (result.best_model(x).argmax(1).numpy() == digits.y_test).mean() == pytest.approx(
@@ -189,14 +189,6 @@ def test_schemes_are_deterministic_for_a_seed(digits, trained_mlp):
                           pretrained=True).history.drop(columns="seconds")
 
     pd.testing.assert_frame_equal(once(3), once(3))
-
-
-def test_select_best_with_tolerance_prefers_the_smallest_close_model():
-    history = pd.DataFrame({"step": [0, 1, 2, 3], "val_acc": [0.95, 0.97, 0.965, 0.97],
-                            "params": [1000, 800, 300, 900]})
-    assert select_best(history) == 1                  # best accuracy, fewer params on a tie
-    assert select_best(history, tolerance=0.006) == 2  # within 0.6 points: smallest
-    assert select_best(history, tolerance=0.03) == 2
 
 
 @pytest.mark.parametrize("field, value", [

@@ -61,6 +61,7 @@ def digits_search(ray_session, tmp_path_factory):
     return search_digits(tmp_path_factory.mktemp("steerage"), "full")
 
 
+@pytest.mark.slow
 def test_global_search_trains_every_phase_once_and_finishes(digits_search):
     result = digits_search
     searcher = result.searcher
@@ -84,6 +85,7 @@ def test_global_search_trains_every_phase_once_and_finishes(digits_search):
     assert result.round_scores["fit_seconds"].iloc[1:].notna().all()
 
 
+@pytest.mark.slow
 def test_global_search_returns_the_winners_trained_weights(digits_search):
     from steerage_ray.data import load_dataset, prepare_for_config
     from steerage_ray.models import build_model
@@ -97,6 +99,7 @@ def test_global_search_returns_the_winners_trained_weights(digits_search):
     assert accuracy == digits_search.best_result["test_acc"]
 
 
+@pytest.mark.slow
 def test_ees_winner_is_predicted_at_least_as_good_as_every_trained_architecture(digits_search):
     """EES is seeded with the seen architecture the predictor ranks best and keeps the
     best of parents and children, so the winner's *predicted* accuracy is >= the
@@ -108,6 +111,7 @@ def test_ees_winner_is_predicted_at_least_as_good_as_every_trained_architecture(
     assert digits_search.ees_result.best_score >= searcher.predictor.predict(encoded).max()
 
 
+@pytest.mark.slow
 def test_same_seed_proposes_the_same_architectures(digits_search, tmp_path):
     again = search_digits(tmp_path, "again", max_concurrent_trials=1)
     first = [digits_search.searcher.trial(t)["config"] for t in digits_search.trials["trial_id"]]
@@ -130,6 +134,7 @@ class InterruptOnce(tune.Callback):
             os.kill(os.getpid(), signal.SIGUSR1)  # graceful: state is saved, fit returns
 
 
+@pytest.mark.slow
 def test_interrupted_search_resumes_and_trains_no_architecture_twice(ray_session, tmp_path):
     marker = str(tmp_path / "interrupted")
     first = search_digits(tmp_path, "resume", max_concurrent_trials=2,
@@ -169,6 +174,7 @@ def user_param_space(log_dir) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_plugs_into_a_user_experiment_with_its_own_param_space(ray_session, tmp_path):
     searcher = SteerageSearcher(count=128, ees_population=10, ees_generations=5, seed=1)
     grid = tune.Tuner(
@@ -201,6 +207,7 @@ def timed_trainable(config):
     tune.report({"score": float(config["x"])})
 
 
+@pytest.mark.slow
 def test_max_concurrent_trials_two_runs_two_at_once_never_more(ray_session, tmp_path):
     searcher = SteerageSearcher(algorithm="paper", count=64, iter_count=2, iterations=1,
                                 final_count=2, ees_population=10, ees_generations=5)
@@ -224,6 +231,7 @@ def flaky_trainable(config):
     tune.report({"score": float("nan") if config["x"] % 3 == 1 else float(config["x"])})
 
 
+@pytest.mark.slow
 def test_errored_and_nan_trials_are_counted_and_do_not_stop_the_search(ray_session, tmp_path):
     searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5)
     grid = tune.Tuner(
@@ -247,6 +255,7 @@ def curve_trainable(config):
         tune.report({"acc": config["x"] / 100 * (1 - abs(step - 3) / 10)})
 
 
+@pytest.mark.slow
 def test_asha_stopped_trials_are_labelled_with_their_best_report(ray_session, tmp_path):
     searcher = SteerageSearcher(count=64, ees_population=10, ees_generations=5)
     tune.Tuner(
@@ -285,6 +294,7 @@ GPU_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_gpu_trials_on_fake_gpus_schedule_and_train_on_the_cpu(tmp_path):
     """A separate Ray (own process) with one fake GPU: trials asking for half a GPU are
     scheduled on it, and train on the CPU because torch sees no CUDA device."""

@@ -1,4 +1,5 @@
-"""Two-way conversion between SearchSpace and real Ray Tune param spaces.
+"""Two-way conversion between SearchSpace and real Ray Tune param spaces
+(``searchers.tune_space``), and Tune-style YAML space files.
 
 Needs ray.tune's sampling code but no running Ray, so no ``ray_session``: Tune's own
 variant generator resolves the converted spaces.
@@ -13,9 +14,9 @@ from ray import tune
 from ray.tune.search import sample
 from ray.tune.search.variant_generator import generate_variants
 
+from steerage_ray.searchers.tune_space import from_tune, load_space_file, to_tune
 from steerage_ray.space import (PRESET_NAMES, Categorical, Choice, Float, Integer,
-                                SearchSpace, flatten_config, from_tune, get_preset,
-                                lenet_space, load_space_file, to_tune,
+                                SearchSpace, flatten_config, get_preset, lenet_space,
                                 unflatten_config)
 
 PRESETS = {name: get_preset(name) for name in PRESET_NAMES}

@@ -1,5 +1,5 @@
-"""train_architecture in real Tune trials on digits: reports, checkpoint resume, divergence,
-threads, dataset specs and resource checks."""
+"""train_architecture in real Tune trials on digits (slow): reports, checkpoint resume,
+divergence, threads, patience; and the argument checks (quick)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import sys
 import pytest
 from ray import cloudpickle, tune
 
-from steerage_ray.trainables import (
-    load_dataset_spec,
-    make_trainable,
-    train_architecture,
-    with_resources,
-)
+from steerage_ray.data import load_dataset_spec
+from steerage_ray.trainables import make_trainable, train_architecture, with_resources
 
 # Ray workers cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -51,6 +47,8 @@ def digits_trainable():
     return make_trainable("digits", cpus_per_trial=1)
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_reports_every_epoch_then_final_scores_in_the_last_report(
         ray_session, digits_trainable, tmp_path):
     results = run(digits_trainable, {**ARCH, "epochs": 3}, tmp_path, "epochs")
@@ -69,6 +67,7 @@ def test_reports_every_epoch_then_final_scores_in_the_last_report(
     assert final["on_gpu"] is False and final["gpus_assigned"] == 0
 
 
+@pytest.mark.slow
 def test_the_last_checkpoint_holds_the_reported_weights(ray_session, tmp_path):
     import torch
 
@@ -105,6 +104,8 @@ def crash_once(config, dataset=None):
     train_architecture(config, dataset=dataset)
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_a_failed_trial_resumes_from_its_checkpoint_with_identical_training(
         ray_session, tmp_path):
     dataset = load_dataset_spec("digits")
@@ -118,6 +119,7 @@ def test_a_failed_trial_resumes_from_its_checkpoint_with_identical_training(
         [r["last_val_acc"] for r in uninterrupted[2:]]
 
 
+@pytest.mark.slow
 def test_a_diverging_model_reports_zero_accuracy_and_diverged(ray_session, digits_trainable,
                                                                 tmp_path):
     results = run(digits_trainable, {**ARCH, "epochs": 3, "lr": 1e12, "optimizer": "sgd"},
@@ -127,6 +129,7 @@ def test_a_diverging_model_reports_zero_accuracy_and_diverged(ray_session, digit
     assert final["val_acc"] == 0.0
 
 
+@pytest.mark.slow
 def test_dataset_from_the_config_and_patience(ray_session, tmp_path):
     config = {**ARCH, "dataset": {"name": "digits", "seed": 1}, "epochs": 30, "patience": 1,
               "lr": 0.05}
@@ -141,15 +144,18 @@ def test_dataset_from_the_config_and_patience(ray_session, tmp_path):
                for i in range(1, len(results) - 1))
 
 
-def test_dataset_specs_are_loaded_once_per_process_and_validated():
-    assert load_dataset_spec("digits") is load_dataset_spec({"name": "digits"})
-    assert load_dataset_spec({"name": "digits", "seed": 2}) is not load_dataset_spec("digits")
-    with pytest.raises(ValueError, match="exactly one of"):
-        load_dataset_spec({"seed": 1})
-    with pytest.raises(ValueError, match="dataset name"):
-        load_dataset_spec("no-such-data")
+def test_a_config_without_a_family_fails_before_training():
     with pytest.raises(ValueError, match="family"):
         train_architecture({"dataset": "digits"})
+    with pytest.raises(ValueError, match="family"):
+        train_architecture({"dataset": "digits", "family": "transformer"})
+    with pytest.raises(ValueError, match="dataset"):
+        train_architecture({"family": "ffnn"})
+
+
+def test_checkpoint_seconds_are_checked():
+    with pytest.raises(ValueError, match="checkpoint_seconds"):
+        make_trainable("digits", checkpoint_seconds=-1)
 
 
 @pytest.mark.parametrize("cpus, gpus, match", [

@@ -12,10 +12,12 @@ import torch
 from steerage_ray.data import load_dataset
 from steerage_ray.models import build_ffnn, build_lenet, count_params
 from steerage_ray.training import (
+    CONFIG_KEYS,
     TrainSettings,
     evaluate,
     select_device,
     settings_for,
+    settings_from,
     train_model,
 )
 
@@ -89,6 +91,19 @@ def test_early_stopping_restores_the_best_weights(digits):
     val_acc, _ = evaluate(model, digits.X_val, digits.y_val)
     assert val_acc == result.best_val_acc
     assert result.test_acc == evaluate(model, digits.X_test, digits.y_test)[0]
+
+
+def test_on_epoch_knows_which_epoch_is_the_last(digits):
+    finals = []
+    settings = settings_for("digits", epochs=40, patience=2, lr=0.03)
+    result = train_model(mlp(), digits, settings, on_epoch=lambda r: finals.append(r.final))
+    assert result.stop_reason == "early_stopping"
+    assert finals == [False] * (result.epochs_run - 1) + [True]  # patience ran out
+    finals.clear()
+    train_model(mlp(), digits, settings_for("digits", epochs=3),
+                on_epoch=lambda r: finals.append(r.final))
+    assert finals == [False, False, True]  # the last of the epochs
+    assert "final" not in result.history[0]
 
 
 def test_after_step_runs_after_every_step_and_can_keep_a_mask(digits):
@@ -181,6 +196,19 @@ def test_settings_for_follows_the_paper():
     assert settings_for("digits", epochs=3, patience=1).epochs == 3
 
 
+def test_config_keys_are_the_settings_a_config_may_set():
+    assert CONFIG_KEYS == ("epochs", "batch_size", "optimizer", "lr", "momentum",
+                           "weight_decay", "schedule", "patience")
+    config = {"lr": 0.05, "schedule": "cosine", "momentum": None, "num_layers": 3,
+              "seed": 9, "device": "cuda"}
+    settings = settings_from(config, "digits", "ffnn", seed=2, epochs=4)
+    assert (settings.lr, settings.schedule, settings.epochs, settings.seed) == (
+        0.05, "cosine", 4, 2)
+    assert settings.device == "auto" and settings.momentum == 0.0  # not config keys / unset
+    assert settings_from({"epochs": 7}, "mnist", "ffnn") == settings_for("mnist", "ffnn",
+                                                                         epochs=7)
+
+
 @pytest.mark.parametrize("kwargs, field", [
     (dict(epochs=0), "epochs"),
     (dict(optimizer="rmsprop"), "optimizer"),
@@ -207,6 +235,7 @@ def test_bad_arguments_raise_value_error_naming_them(digits):
         train_model(mlp(), digits, settings_for("digits", epochs=2), start_epoch=2)
 
 
+@pytest.mark.slow  # a fresh interpreter with torch: seconds
 def test_select_device_falls_back_to_cpu_with_fake_cuda_devices():
     """Ray sets CUDA_VISIBLE_DEVICES for fake GPUs; torch reads it at start-up."""
     code = "from steerage_ray.training import select_device; print(select_device())"

@@ -1,12 +1,16 @@
-"""Turn a sampled architecture's data keys into the dataset that architecture trains on."""
+"""Turn a sampled architecture's data keys into the dataset that architecture trains on,
+and check before a search that every architecture of a space can be prepared."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.data.images import downsample_images, target_size
-from steerage_ray.data.reduction import reduce_dimensions
+from steerage_ray.data.reduction import reduce_dimensions, reduced_dimension
+
+if TYPE_CHECKING:
+    from steerage_ray.space import SearchSpace
 
 
 def prepare_for_config(dataset: Dataset, config: Mapping[str, Any], seed: int = 0, *,
@@ -35,3 +39,29 @@ def prepare_for_config(dataset: Dataset, config: Mapping[str, Any], seed: int = 
             raise ValueError("dr_ratio must be set (a number >= 1) when dr_method is set")
         dataset = reduce_dimensions(dataset, dr_method, dr_ratio, seed=seed, cache=cache)
     return dataset
+
+
+def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
+    """Raise ValueError before any trial if some config of ``space`` cannot train on ``dataset``.
+
+    Checks what would otherwise fail inside trials: a DR ratio leaving fewer than one
+    feature, a convolutional family on tabular data, and a fixed ``image_size`` that
+    differs from the data's without an ``image_filter`` to resize.
+    """
+    if family != "ffnn" and dataset.kind != "image":
+        raise ValueError(f"family {family!r} needs an image dataset, but {dataset.name!r} "
+                         f"is tabular; use family='ffnn' or an image dataset")
+    if "dr_ratio" in space.names:
+        try:
+            reduced_dimension(dataset.n_features, space["dr_ratio"].max_value)
+        except ValueError as error:
+            raise ValueError(f"space does not fit dataset {dataset.name!r} "
+                             f"({dataset.n_features} features): {error}; build the space "
+                             f"with ffnn_space(n_features={dataset.n_features})") from None
+    size = space.constants.get("image_size")
+    resizable = "image_filter" in space.names or "image_filter" in space.constants
+    if size is not None and not resizable and dataset.kind == "image" \
+            and tuple(dataset.input_shape[1:]) != (size, size):
+        raise ValueError(f"space fixes image_size={size} but {dataset.name!r} has "
+                         f"{dataset.input_shape[1]}x{dataset.input_shape[2]} images and "
+                         f"the space has no image_filter to resize them")

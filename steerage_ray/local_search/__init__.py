@@ -1,10 +1,15 @@
-"""Local search: SCANN (feed-forward) and NeST (convolutional) grow-and-prune synthesis,
-run as parallel Ray tasks by :func:`run` (paper Section 4.6, Algorithm 3).
+"""Local search: SCANN (feed-forward) and NeST (convolutional) grow-and-prune synthesis
+(paper Section 4.6, Algorithm 3), and :func:`run_local_search`, which runs the schemes
+as parallel Ray tasks.
 
-The algorithm modules (``masked``, ``graph``, ``scann``, ``nest``, ``export``) need no
-Ray; only ``pipeline`` does.
+Everything here but ``tasks`` imports no Ray: ``masked`` (masked layers), ``graph``
+(skip-connected feed-forward nets), ``convnet`` (masked CNNs), ``scann``, ``nest``,
+``export``, ``candidate``, ``schemes`` and ``result``. Importing this package does not import Ray either;
+``run_local_search`` is loaded from ``tasks`` on first use.
 """
 
+from steerage_ray.local_search.candidate import FAMILY_SCHEMES, Candidate
+from steerage_ray.local_search.convnet import SparseConvNet
 from steerage_ray.local_search.export import ExportedModel, SkipMLP, compact_module, export_model
 from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import (
@@ -17,18 +22,12 @@ from steerage_ray.local_search.masked import (
 )
 from steerage_ray.local_search.nest import (
     NestOptions,
-    SparseConvNet,
     grow_feature_map,
     partial_area,
     prune_conv,
     run_nest,
 )
-from steerage_ray.local_search.pipeline import (
-    Candidate,
-    LocalSearchResult,
-    pareto_front,
-    run,
-)
+from steerage_ray.local_search.result import LocalSearchResult
 from steerage_ray.local_search.scann import (
     ScannOptions,
     SchemeResult,
@@ -39,10 +38,19 @@ from steerage_ray.local_search.scann import (
 )
 
 __all__ = [
-    "Candidate", "ExportedModel", "LocalSearchResult", "MaskedConv2d", "MaskedLinear",
-    "NestOptions", "PartialAreaConv2d", "ScannOptions", "SchemeResult", "SkipMLP",
-    "SparseConvNet", "SparseFeedForward", "apply_masks", "compact_module", "effective_flops",
-    "export_model", "grow_connections", "grow_feature_map", "grow_neurons", "masked_modules",
-    "pareto_front", "partial_area", "prune_conv", "prune_connections", "run", "run_nest",
-    "run_scheme",
+    "Candidate", "ExportedModel", "FAMILY_SCHEMES", "LocalSearchResult", "MaskedConv2d",
+    "MaskedLinear", "NestOptions", "PartialAreaConv2d", "ScannOptions", "SchemeResult",
+    "SkipMLP", "SparseConvNet", "SparseFeedForward", "apply_masks", "compact_module",
+    "effective_flops", "export_model", "grow_connections", "grow_feature_map",
+    "grow_neurons", "masked_modules", "partial_area", "prune_conv", "prune_connections",
+    "run_local_search", "run_nest", "run_scheme",
 ]
+
+
+def __getattr__(name: str):
+    """``run_local_search`` imports Ray, so it is loaded from ``tasks`` on first use."""
+    if name == "run_local_search":
+        from steerage_ray.local_search.tasks import run_local_search
+
+        return run_local_search
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

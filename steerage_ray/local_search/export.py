@@ -24,8 +24,11 @@ from torch import nn
 
 from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import MaskedConv2d, MaskedLinear, PartialAreaConv2d
-from steerage_ray.local_search.nest import SparseConvNet
-from steerage_ray.models import QUANT_BITS, quantize_model
+from steerage_ray.local_search.convnet import SparseConvNet
+from steerage_ray.models import QUANT_BITS, quantize_model, zero_input
+
+#: The single-file formats :meth:`ExportedModel.write` writes, with their file suffixes.
+FILE_FORMATS = {"torchscript": "torchscript.pt", "state_dict": "state_dict.pt", "onnx": "onnx"}
 
 
 class SkipMLP(nn.Module):
@@ -132,7 +135,7 @@ def to_onnx(module: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     if not onnx_available():
         raise ValueError("ONNX export needs the `onnx` package; pip install onnx")
     buffer = io.BytesIO()
-    example = torch.zeros((1, *input_shape))
+    example = zero_input(module, input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"],
@@ -176,6 +179,22 @@ class ExportedModel:
             self.files["onnx"] = directory / "model.onnx"
             self.files["onnx"].write_bytes(self.onnx)
         return self.files
+
+    def write(self, fmt: str, path: str | Path) -> Path:
+        """Write one artifact, ``fmt`` from :data:`FILE_FORMATS`, to the file ``path``."""
+        if fmt not in FILE_FORMATS:
+            raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "torchscript":
+            self.torchscript.save(str(path))
+        elif fmt == "state_dict":
+            torch.save(self.state_dict, path)
+        elif self.onnx is None:
+            raise ValueError("this export has no ONNX artifact; export with onnx=True")
+        else:
+            path.write_bytes(self.onnx)
+        return path
 
 
 def export_model(model: nn.Module, input_shape: tuple[int, ...], *, quant_bits: int = 32,

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steerage_ray.models.probe import eval_mode, zero_input
+
 
 class _MaskedWeight:
     """Mask handling shared by the masked layers (``weight`` and ``mask`` buffer)."""
@@ -260,13 +262,10 @@ def effective_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
     hooks = [m.register_forward_hook(count) for m in model.modules()
              if isinstance(m, (nn.Linear, nn.Conv2d))]
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
     try:
-        model(torch.zeros((1, *input_shape), device=parameter.device, dtype=parameter.dtype))
+        with eval_mode(model):
+            model(zero_input(model, input_shape))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return total

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,10 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steerage_ray.checks import fraction, integer
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import apply_masks, effective_flops, masked_modules
-from steerage_ray.models import count_params
+from steerage_ray.models import count_params, eval_mode
+from steerage_ray.pareto import select_point
 from steerage_ray.training import TrainSettings, evaluate, train_model
 
 SCANN_SCHEMES = ("A", "B", "C")
@@ -36,22 +38,12 @@ OPERATIONS = ("grow_connections", "grow_neurons", "prune_connections", "prune_ha
 HISTORY_COLUMNS = ("step", "operation", "val_acc", "test_acc", "params", "flops", "seconds")
 
 
-def check_ratio(name: str, value: float) -> float:
-    """``value`` as a float if it lies strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-    return float(value)
-
-
 def check_common_options(options: object, counts: tuple[str, ...],
                          operations: tuple[str, ...]) -> None:
     """Checks shared by the scheme options: positive integer ``counts`` fields, a
     ``schedule`` of known ``operations`` (or None) and ``accuracy_tolerance`` in [0, 1)."""
     for name in counts:
-        value = getattr(options, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        integer(getattr(options, name), name, 1)
     schedule = options.schedule
     if schedule is not None:
         if isinstance(schedule, str) or not schedule:
@@ -87,25 +79,25 @@ def connection_gradients(model: nn.Module, X: np.ndarray | torch.Tensor,
     device = next(model.parameters()).device
     order = np.random.default_rng(seed).permutation(len(y))[:batches * batch_size]
     saved_masks = [layer.mask.clone() for layer in layers]
-    was_training = model.training
     totals = [torch.zeros_like(layer.weight) for layer in layers]
-    model.eval()
     try:
-        for layer in layers:
-            layer.apply_mask()
-            layer.mask.fill_(1.0)
-        for chunk in np.array_split(order, max(1, -(-len(order) // batch_size))):
-            model.zero_grad(set_to_none=True)
-            inputs = torch.as_tensor(np.asarray(X)[chunk], dtype=torch.float32, device=device)
-            targets = torch.as_tensor(np.asarray(y)[chunk], dtype=torch.long, device=device)
-            F.cross_entropy(model(inputs), targets, reduction="sum").backward()
-            for total, layer in zip(totals, layers):
-                total += layer.weight.grad
+        with eval_mode(model):
+            for layer in layers:
+                layer.apply_mask()
+                layer.mask.fill_(1.0)
+            for chunk in np.array_split(order, max(1, -(-len(order) // batch_size))):
+                model.zero_grad(set_to_none=True)
+                inputs = torch.as_tensor(np.asarray(X)[chunk], dtype=torch.float32,
+                                         device=device)
+                targets = torch.as_tensor(np.asarray(y)[chunk], dtype=torch.long,
+                                          device=device)
+                F.cross_entropy(model(inputs), targets, reduction="sum").backward()
+                for total, layer in zip(totals, layers):
+                    total += layer.weight.grad
     finally:
         for layer, mask in zip(layers, saved_masks):
             layer.mask.copy_(mask)
         model.zero_grad(set_to_none=True)
-        model.train(was_training)
     return [total / len(order) for total in totals]
 
 
@@ -122,7 +114,7 @@ def grow_connections(model: nn.Module, X: np.ndarray | torch.Tensor,
     ``round(ratio * dormant)`` (at least one) connections are activated, ties broken by
     position; their weights start at 0, so the function is unchanged until training.
     """
-    ratio = check_ratio("growth_ratio", ratio)
+    ratio = fraction(ratio, "growth_ratio")
     if mode not in ("gradient", "random"):
         raise ValueError(f"growth mode must be 'gradient' or 'random', got {mode!r}")
     layers = list(masked_modules(model) if layers is None else layers)
@@ -156,7 +148,7 @@ def prune_connections(model: nn.Module, ratio: float, *, largest: bool = False,
     ``scales`` (one per layer, broadcastable to its weight, or None) multiply |w| before
     ranking, e.g. a following batch norm's per-channel scale. Returns how many.
     """
-    ratio = check_ratio("pruning_ratio", ratio)
+    ratio = fraction(ratio, "pruning_ratio")
     layers = list(masked_modules(model) if layers is None else layers)
     scales = [None] * len(layers) if scales is None else list(scales)
     if len(scales) != len(layers):
@@ -212,7 +204,7 @@ def grow_neurons(model: nn.Module, X: np.ndarray | torch.Tensor, ratio: float, *
     with random connections to uniformly chosen blocks. Both keep the network function
     (nearly) unchanged until training.
     """
-    ratio = check_ratio("neuron_growth_ratio", ratio)
+    ratio = fraction(ratio, "neuron_growth_ratio")
     if mode not in ("split", "random"):
         raise ValueError(f"neuron growth mode must be 'split' or 'random', got {mode!r}")
     net = feed_forward_part(model)
@@ -227,13 +219,9 @@ def grow_neurons(model: nn.Module, X: np.ndarray | torch.Tensor, ratio: float, *
         return count
     device = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         head_input = model.head_input(x) if net is not model else x
         activity = net.neuron_activity(head_input)
-    finally:
-        model.train(was_training)
     neurons = [(block, index) for block, size in enumerate(net.hidden_sizes)
                for index in range(size)]
     order = torch.sort(torch.cat(activity).cpu(), descending=True, stable=True).indices
@@ -286,7 +274,7 @@ class ScannOptions:
     def __post_init__(self) -> None:
         for name in ("growth_ratio", "pruning_ratio", "initial_pruning_ratio",
                      "neuron_growth_ratio", "start_width", "start_density"):
-            check_ratio(name, getattr(self, name))
+            fraction(getattr(self, name), name)
         if self.growth not in ("gradient", "random"):
             raise ValueError(f"growth must be 'gradient' or 'random', got {self.growth!r}")
         if self.neuron_growth not in ("split", "random"):
@@ -329,15 +317,6 @@ class SchemeResult:
         return self.history.iloc[self.best_step]
 
 
-def select_best(history: pd.DataFrame, tolerance: float = 0.0) -> int:
-    """Row of the best model: among rows within ``tolerance`` of the top validation
-    accuracy, the fewest parameters, then the higher validation accuracy, then earlier."""
-    eligible = history[history["val_acc"] >= history["val_acc"].max() - tolerance - 1e-12]
-    ranked = eligible.sort_values(["params", "val_acc", "step"], ascending=[True, False, True],
-                                  kind="stable")
-    return int(ranked.index[0])
-
-
 def model_costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
     """``(params, effective FLOPs)`` of ``model`` after removing its dead units."""
     compact = model.compact()
@@ -370,9 +349,29 @@ class StepRecorder:
         self.models.append(copy.deepcopy(model).cpu())
 
     def result(self, tolerance: float) -> SchemeResult:
+        """The history, the snapshots and the chosen step: among the steps within
+        ``tolerance`` of the best validation accuracy, the fewest parameters
+        (``pareto.select_point``)."""
         history = pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
-        return SchemeResult(self.scheme, history, self.models, select_best(history, tolerance),
+        best_step = int(select_point(history, tolerance).name)
+        return SchemeResult(self.scheme, history, self.models, best_step,
                             self.dataset.input_shape)
+
+
+def run_steps(scheme: str, model: nn.Module, dataset: Dataset, operations: Sequence[str],
+              apply: Callable[[nn.Module, str, int], None], *, settings: TrainSettings,
+              seed: int, train_start: bool, tolerance: float) -> SchemeResult:
+    """Algorithm 3's loop, shared by the SCANN schemes and NeST: record the start model
+    (trained first when ``train_start``), then for each operation ``apply(model,
+    operation, seed)`` with a seed drawn from ``seed``, train, validate and record;
+    finally choose a step with ``tolerance`` (:meth:`StepRecorder.result`)."""
+    recorder = StepRecorder(scheme, dataset, settings, seed)
+    recorder.record(model, "start", train=train_start)
+    rng = np.random.default_rng(seed)
+    for operation in operations:
+        apply(model, operation, int(rng.integers(2**31)))
+        recorder.record(model, operation)
+    return recorder.result(tolerance)
 
 
 def start_model(scheme: str, model: nn.Module, options: ScannOptions, seed: int) -> nn.Module:
@@ -414,16 +413,14 @@ def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: i
     (Scheme A always trains its fresh start). ``dataset`` is the data the candidate
     expects (after its dimensionality reduction).
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    iterations = integer(iterations, "iterations", 1)
     model = start_model(scheme, model, options, seed)
-    recorder = StepRecorder(scheme, dataset, settings, seed)
-    recorder.record(model, "start", train=scheme == "A" or not pretrained)
-    rng = np.random.default_rng(seed)
-    for operation in options.operations(scheme, iterations):
-        apply_operation(model, operation, dataset, options, int(rng.integers(2**31)))
-        recorder.record(model, operation)
-    return recorder.result(options.accuracy_tolerance)
+    return run_steps(
+        scheme, model, dataset, options.operations(scheme, iterations),
+        lambda net, operation, step_seed: apply_operation(net, operation, dataset, options,
+                                                          step_seed),
+        settings=settings, seed=seed, train_start=scheme == "A" or not pretrained,
+        tolerance=options.accuracy_tolerance)
 
 
 def apply_operation(model: nn.Module, operation: str, dataset: Dataset,

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 
 import torch
 from torch import nn
 
+from steerage_ray.checks import config_integer, one_of
+from steerage_ray.families import check_family
 from steerage_ray.models._checks import POOLS
 from steerage_ray.models.ffnn import build_ffnn
 from steerage_ray.models.lenet import build_lenet
 from steerage_ray.models.resnet import build_resnet
 
-FAMILIES = ("ffnn", "lenet", "resnet")
 _INPUT_RANK = {"ffnn": 1, "lenet": 3, "resnet": 3}
 Config = Mapping[str, object]
 
@@ -39,8 +39,7 @@ def build_model(
     ``seed`` (keyword-only) makes weight initialisation reproducible without touching
     the global torch RNG; ``None`` draws from the global RNG as torch layers normally do.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    check_family(family)
     input_shape = tuple(input_shape)
     if len(input_shape) != _INPUT_RANK[family]:
         expected = "(d,) features" if family == "ffnn" else "(C, H, W) images"
@@ -49,7 +48,7 @@ def build_model(
             + ("; flatten images first" if family == "ffnn" else "")
         )
     if family != "ffnn" and config.get("image_size") is not None:
-        image_size = _int(config, "image_size")
+        image_size = config_integer(config, "image_size")
         if input_shape[1:] != (image_size, image_size):
             raise ValueError(
                 f"input_shape {input_shape} does not match config['image_size'] = "
@@ -62,8 +61,8 @@ def build_model(
 
 
 def _ffnn(config: Config, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    num_layers = _int(config, "num_layers")
-    hidden_sizes = [_int(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
+    num_layers = config_integer(config, "num_layers")
+    hidden_sizes = [config_integer(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
     return build_ffnn(input_shape[0], hidden_sizes, n_classes)
 
 
@@ -73,10 +72,11 @@ def _lenet(config: Config, input_shape: tuple[int, ...], n_classes: int) -> nn.M
         in_channels=channels,
         image_size=(height, width),
         n_classes=n_classes,
-        conv_filters=(_int(config, "conv1_filters"), _int(config, "conv2_filters")),
-        kernel_size=_int(config, "kernel_size"),
+        conv_filters=(config_integer(config, "conv1_filters"),
+                      config_integer(config, "conv2_filters")),
+        kernel_size=config_integer(config, "kernel_size"),
         pools=(_choice(config, "pool1", POOLS), _choice(config, "pool2", POOLS)),
-        fc_sizes=[_int(config, key) for key in ("fc1", "fc2", "fc3")],
+        fc_sizes=[config_integer(config, key) for key in ("fc1", "fc2", "fc3")],
     )
 
 
@@ -86,35 +86,18 @@ def _resnet(config: Config, input_shape: tuple[int, ...], n_classes: int) -> nn.
         in_channels=channels,
         image_size=(height, width),
         n_classes=n_classes,
-        stem_filters=_int(config, "conv1_filters"),
-        stage_filters=[_int(config, f"conv{i}_filters") for i in range(2, 6)],
-        blocks=[_int(config, f"blocks_{i}") for i in range(1, 5)],
+        stem_filters=config_integer(config, "conv1_filters"),
+        stage_filters=[config_integer(config, f"conv{i}_filters") for i in range(2, 6)],
+        blocks=[config_integer(config, f"blocks_{i}") for i in range(1, 5)],
         pooling=_choice(config, "pooling", POOLS),
-        fc_layers=_int(config, "fc_layers"),
+        fc_layers=config_integer(config, "fc_layers"),
     )
 
 
 _BUILDERS = {"ffnn": _ffnn, "lenet": _lenet, "resnet": _resnet}
 
 
-def _value(config: Config, key: str) -> object:
-    if config.get(key) is None:
-        raise ValueError(f"config is missing key {key!r} (or it is None), "
-                         "needed to build the model")
-    return config[key]
-
-
-def _int(config: Config, key: str) -> int:
-    """A positive integer config value; whole floats (as Tune may produce) are accepted."""
-    value = _value(config, key)
-    whole = isinstance(value, Integral) or (isinstance(value, Real) and float(value).is_integer())
-    if isinstance(value, bool) or not whole or value < 1:
-        raise ValueError(f"config[{key!r}] must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _choice(config: Config, key: str, allowed: tuple[str, ...]) -> str:
-    value = _value(config, key)
-    if value not in allowed:
-        raise ValueError(f"config[{key!r}] must be one of {allowed}, got {value!r}")
-    return str(value)
+    if config.get(key) is None:
+        raise ValueError(f"config is missing key {key!r} (or it is None)")
+    return one_of(config[key], f"config[{key!r}]", allowed)

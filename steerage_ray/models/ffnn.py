@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from steerage_ray.models._checks import positive_int
+from steerage_ray.checks import integer
 
 
 def build_ffnn(in_features: int, hidden_sizes: Sequence[int], n_classes: int) -> nn.Sequential:
@@ -16,11 +16,11 @@ def build_ffnn(in_features: int, hidden_sizes: Sequence[int], n_classes: int) ->
     A plain ``nn.Sequential`` keeps every layer addressable by index, which the SCANN
     local search relies on when it grows or prunes neurons.
     """
-    width = positive_int("in_features", in_features)
-    n_classes = positive_int("n_classes", n_classes)
+    width = integer(in_features, "in_features", 1)
+    n_classes = integer(n_classes, "n_classes", 1)
     layers: list[nn.Module] = []
     for index, size in enumerate(hidden_sizes):
-        size = positive_int(f"hidden_sizes[{index}]", size)
+        size = integer(size, f"hidden_sizes[{index}]", 1)
         layers += [nn.Linear(width, size), nn.ReLU()]
         width = size
     layers.append(nn.Linear(width, n_classes))

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from steerage_ray.models._checks import POOLS, choice, image_hw, non_negative_int, positive_int
+from steerage_ray.checks import integer, one_of
+from steerage_ray.models._checks import POOLS, image_hw
 from steerage_ray.models.ffnn import build_ffnn
 
 
@@ -39,8 +40,8 @@ class LeNet(nn.Module):
         padding: str | tuple[int, int] = "same",
     ) -> None:
         super().__init__()
-        in_channels = positive_int("in_channels", in_channels)
-        kernel_size = positive_int("kernel_size", kernel_size)
+        in_channels = integer(in_channels, "in_channels", 1)
+        kernel_size = integer(kernel_size, "kernel_size", 1)
         height, width = image_hw(image_size)
         conv_filters = _pair("conv_filters", conv_filters)
         pools = _pair("pools", pools)
@@ -49,8 +50,8 @@ class LeNet(nn.Module):
         layers: list[nn.Module] = []
         channels = in_channels
         for stage in range(2):
-            filters = positive_int(f"conv_filters[{stage}]", conv_filters[stage])
-            pool = choice(f"pools[{stage}]", pools[stage], POOLS)
+            filters = integer(conv_filters[stage], f"conv_filters[{stage}]", 1)
+            pool = one_of(pools[stage], f"pools[{stage}]", POOLS)
             layers += [
                 nn.Conv2d(channels, filters, kernel_size, padding=paddings[stage]),
                 nn.ReLU(),
@@ -102,7 +103,7 @@ def _paddings(padding: str | tuple[int, int], kernel_size: int) -> tuple[int, in
         return kernel_size // 2, kernel_size // 2
     if isinstance(padding, str) or not isinstance(padding, Sequence) or len(padding) != 2:
         raise ValueError(f"padding must be 'same' or a pair of ints, got {padding!r}")
-    return non_negative_int("padding[0]", padding[0]), non_negative_int("padding[1]", padding[1])
+    return integer(padding[0], "padding[0]", 0), integer(padding[1], "padding[1]", 0)
 
 
 def _conv_then_pool(size: int, kernel_size: int, padding: int) -> int:

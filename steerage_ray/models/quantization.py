@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-QUANT_BITS = (4, 8, 16, 32)
+from steerage_ray.space.presets import QUANT_BITS  # the search's bit widths are the supported ones
 
 
 def quantize_model(model: nn.Module, bits: int) -> nn.Module:

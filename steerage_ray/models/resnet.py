@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from steerage_ray.models._checks import POOLS, choice, image_hw, positive_int
+from steerage_ray.checks import integer, one_of
+from steerage_ray.models._checks import POOLS, image_hw
 
 BOTTLENECK_FROM_DEPTH = 50
 
@@ -108,13 +109,13 @@ class ResNet(nn.Module):
         fc_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        in_channels = positive_int("in_channels", in_channels)
+        in_channels = integer(in_channels, "in_channels", 1)
         image_hw(image_size)
-        n_classes = positive_int("n_classes", n_classes)
-        stem_filters = positive_int("stem_filters", stem_filters)
+        n_classes = integer(n_classes, "n_classes", 1)
+        stem_filters = integer(stem_filters, "stem_filters", 1)
         stage_filters = _four("stage_filters", stage_filters)
         blocks = _four("blocks", blocks)
-        pooling = choice("pooling", pooling, POOLS)
+        pooling = one_of(pooling, "pooling", POOLS)
         if fc_layers not in (1, 2):
             raise ValueError(f"fc_layers must be 1 or 2, got {fc_layers!r}")
         if bottleneck is None:
@@ -137,7 +138,7 @@ class ResNet(nn.Module):
             self.fc = nn.Linear(channels, n_classes)
         else:
             hidden = (stage_filters[-1] if fc_hidden is None
-                      else positive_int("fc_hidden", fc_hidden))
+                      else integer(fc_hidden, "fc_hidden", 1))
             self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(),
                                     nn.Linear(hidden, n_classes))
 
@@ -173,4 +174,4 @@ def resnet18_cifar(n_classes: int = 10, in_channels: int = 3) -> ResNet:
 def _four(name: str, values: Sequence[int]) -> tuple[int, ...]:
     if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != 4:
         raise ValueError(f"{name} must have one value per stage (4), got {values!r}")
-    return tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+    return tuple(integer(v, f"{name}[{i}]", 1) for i, v in enumerate(values))

@@ -48,9 +48,12 @@ from ray import cloudpickle
 from ray.tune.result import AUTO_RESULT_KEYS, TRAINING_ITERATION
 from ray.tune.search import Searcher
 
+from steerage_ray.checks import integer as _integer
+from steerage_ray.checks import optional_integer as _optional_integer
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.predictor import AccuracyPredictor
-from steerage_ray.space import SearchSpace, flatten_config, from_tune, get_preset, unflatten_config
+from steerage_ray.searchers.tune_space import from_tune
+from steerage_ray.space import SearchSpace, flatten_config, get_preset, unflatten_config
 from steerage_ray.strategies import DONE, round_scores
 from steerage_ray.strategies.guided import GuidedStrategy
 from steerage_ray.strategies.history import (COMPLETED, FAILED, FINAL, GIVEN, INITIAL, RUNNING,
@@ -645,16 +648,6 @@ def _check_metric_mode(metric: Any, mode: Any) -> None:
     if metric is not None and (not isinstance(metric, str) or not metric):
         raise ValueError(f"metric must be the name (a non-empty str) of one reported "
                          f"result, got {metric!r}; SteerageSearcher optimises one metric")
-
-
-def _integer(value: Any, field: str, minimum: int) -> int:
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _optional_integer(value: Any, field: str, minimum: int) -> int | None:
-    return None if value is None else _integer(value, field, minimum)
 
 
 def _fraction(value: Any, field: str, closed: bool) -> float | None:

@@ -7,14 +7,14 @@ Config keys are the contract with ``steerage_ray.data`` and ``steerage_ray.model
 from __future__ import annotations
 
 import inspect
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from steerage_ray.checks import is_integer
 from steerage_ray.space.dimensions import Categorical, Choice, Condition, Float, Integer
 from steerage_ray.space.search_space import SearchSpace
 
-QUANT_BITS = (4, 8, 16, 32)
+QUANT_BITS = (4, 8, 16, 32)  # the quant_bits values; models.quantize_model supports these
 MAX_LAYERS = 6
 MAX_DR_RATIO = 20.0
 DR_RATIO_STEP = 0.1
@@ -32,10 +32,6 @@ _MIN_FC_WIDTH = 10  # scaled FC ranges (our extension) stay at least this wide
 RESNET_STAGES = 4
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def max_dr_ratio(n_features: int) -> float:
     """Largest DR ratio on the 0.1 grid (at most 20) that keeps enough features.
 
@@ -43,7 +39,7 @@ def max_dr_ratio(n_features: int) -> float:
     ratios up to 6x). We make that a rule: ``round(n_features / ratio)`` (the data
     module's k) must be at least ``min(MIN_KEPT_FEATURES, n_features)``.
     """
-    if not _is_int(n_features) or n_features < 2:
+    if not is_integer(n_features) or n_features < 2:
         raise ValueError(f"n_features must be an integer >= 2, got {n_features!r}")
     kept = min(MIN_KEPT_FEATURES, int(n_features))
     steps = round((MAX_DR_RATIO - 1.0) / DR_RATIO_STEP)
@@ -78,7 +74,7 @@ def lenet_fc_ranges(image_size: int) -> tuple[tuple[int, int], ...]:
     is our extension: the 28x28 ranges scaled by the pixel ratio ``(side / 28) ** 2``,
     rounded to multiples of 5, at least 5 and at least 10 wide.
     """
-    if not _is_int(image_size) or image_size < 1:
+    if not is_integer(image_size) or image_size < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     if image_size in LENET_FC_RANGES:
         return LENET_FC_RANGES[image_size]
@@ -141,7 +137,7 @@ def resnet_depth(config: Mapping[str, Any]) -> int:
     total = 0
     for i in range(1, RESNET_STAGES + 1):
         value = config.get(f"blocks_{i}") if isinstance(config, Mapping) else None
-        if not _is_int(value) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"config['blocks_{i}'] must be a positive integer, got {value!r}")
         total += int(value)
     return 2 + 2 * total

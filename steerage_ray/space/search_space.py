@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
+from steerage_ray.checks import integer, is_integer
 from steerage_ray.space.dimensions import Categorical, Dimension, is_real
 
 # Sobol keeps doubling its draw to replace duplicates until this many points (or 8x the
@@ -37,15 +38,9 @@ def as_generator(rng: Any) -> np.random.Generator:
     """A numpy Generator from a Generator or an int seed (never an unseeded one)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+    if is_integer(rng) and rng >= 0:
         return np.random.default_rng(int(rng))
     raise ValueError(f"rng must be a numpy.random.Generator or an int seed >= 0, got {rng!r}")
-
-
-def _count(value: Any, field: str, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _label(n_configs: int, row: int) -> str:
@@ -315,8 +310,8 @@ class SearchSpace:
         first-seen order, and doubles the draw while duplicates leave fewer than ``n``.
         A space with fewer than ``n`` configs returns all of them.
         """
-        n = _count(n, "n", 1)
-        seed = _count(seed, "seed", 0)
+        n = integer(n, "n", 1)
+        seed = integer(seed, "seed", 0)
         cardinality = self.cardinality
         target = min(n, cardinality)
         sampler = qmc.Sobol(d=self.n_dims, scramble=True, seed=seed)
@@ -360,7 +355,7 @@ class SearchSpace:
 
     def random(self, n: int, rng: np.random.Generator | int) -> list[dict[str, Any]]:
         """``n`` independent uniform draws (duplicates possible), same mapping as Sobol."""
-        n = _count(n, "n", 0)
+        n = integer(n, "n", 0)
         rng = as_generator(rng)
         if n == 0:
             return []

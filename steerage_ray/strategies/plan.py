@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from numbers import Integral
-
+from steerage_ray.checks import optional_integer as _optional_count
 from steerage_ray.strategies.history import FINAL, GUIDED, INITIAL
 
 logger = logging.getLogger(__name__)
@@ -162,14 +161,6 @@ class SearchPlan:
                 f"the initial random round must train at least {MIN_INITIAL} "
                 f"architectures to fit the predictor, got {self.initial}; raise "
                 f"iter_count or the budget")
-
-
-def _optional_count(value: object, field: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be None or an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)

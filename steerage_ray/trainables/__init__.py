@@ -4,15 +4,11 @@ from steerage_ray.trainables.train_architecture import (
     CHECKPOINT_SECONDS,
     METRIC,
     MODE,
-    TRAINING_KEYS,
-    check_space_fits,
     load_checkpoint_state,
-    load_dataset_spec,
     make_trainable,
     train_architecture,
     with_resources,
 )
 
-__all__ = ["CHECKPOINT_SECONDS", "METRIC", "MODE", "TRAINING_KEYS", "check_space_fits",
-           "load_checkpoint_state", "load_dataset_spec",
+__all__ = ["CHECKPOINT_SECONDS", "METRIC", "MODE", "load_checkpoint_state",
            "make_trainable", "train_architecture", "with_resources"]

@@ -1,12 +1,12 @@
-"""The local-search pipeline on the session's real Ray (2 CPUs)."""
+"""run_local_search: schemes as Ray tasks on the session's real Ray (2 CPUs), argument
+checks before any task starts, and the scheme body and Pareto set without Ray."""
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from steerage_ray.local_search import Candidate, LocalSearchResult, pareto_front, run
-from steerage_ray.local_search.pipeline import _run_one_scheme, build_scheme_options
+from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
+from steerage_ray.local_search.schemes import build_scheme_options, run_one_scheme
 from steerage_ray.models import build_model
 from steerage_ray.training import TrainSettings, train_model
 
@@ -22,9 +22,11 @@ def candidate(digits):
     return Candidate("ffnn", CONFIG, model.state_dict())
 
 
+@pytest.mark.slow
 def test_schemes_run_in_parallel_and_return_a_pareto_set(ray_session, digits, candidate):
-    result = run(candidate, digits, schemes=("B", "C"), iterations=3, settings=QUICK, seed=0,
-                 scheme_options={"C": {"initial_pruning_ratio": 0.7}})
+    result = run_local_search(candidate, digits, schemes=("B", "C"), iterations=3,
+                              settings=QUICK, seed=0,
+                              scheme_options={"C": {"initial_pruning_ratio": 0.7}})
     assert isinstance(result, LocalSearchResult)
     assert result.failures == {}
     assert set(result.histories) == {"B", "C"}
@@ -56,9 +58,11 @@ def test_schemes_run_in_parallel_and_return_a_pareto_set(ray_session, digits, ca
     assert accuracy == pytest.approx(best["test_acc"])
 
 
+@pytest.mark.slow
 def test_a_failing_scheme_is_reported_and_the_others_returned(ray_session, digits, candidate):
-    result = run(candidate, digits, schemes=("A", "C"), iterations=1, settings=QUICK,
-                 fault_injection={"A": "injected failure for the test"})
+    result = run_local_search(candidate, digits, schemes=("A", "C"), iterations=1,
+                              settings=QUICK,
+                              fault_injection={"A": "injected failure for the test"})
     assert result.failures == {"A": "RuntimeError: injected failure for the test"}
     assert list(result.scheme_results) == ["C"]
     assert set(result.pareto["scheme"]) == {"C"}
@@ -69,7 +73,7 @@ def test_a_scheme_task_trains_on_the_cpu_when_ray_hands_out_a_fake_gpu(monkeypat
                                                                        candidate):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # what Ray sets for a GPU task
     options = build_scheme_options(("C",), None, None, None, 0.0)["C"]
-    result, info = _run_one_scheme("C", candidate, digits, 1, QUICK, options, 0, 1, None)
+    result, info = run_one_scheme("C", candidate, digits, 1, QUICK, options, 0, 1, None)
     assert info["device"] == "cpu"
     assert len(result.history) == 2
 
@@ -77,7 +81,7 @@ def test_a_scheme_task_trains_on_the_cpu_when_ray_hands_out_a_fake_gpu(monkeypat
 def test_untrained_candidates_are_trained_first(digits):
     untrained = Candidate("ffnn", CONFIG)
     options = build_scheme_options(("C",), None, None, None, 0.0)["C"]
-    result, _ = _run_one_scheme("C", untrained, digits, 1, QUICK, options, 0, 1, None)
+    result, _ = run_one_scheme("C", untrained, digits, 1, QUICK, options, 0, 1, None)
     assert result.history.loc[0, "val_acc"] > 0.8
 
 
@@ -100,27 +104,18 @@ def test_untrained_candidates_are_trained_first(digits):
 ])
 def test_bad_arguments_fail_before_any_task_starts(digits, candidate, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        run(candidate, digits, **{"schemes": ("C",), **kwargs})
+        run_local_search(candidate, digits, **{"schemes": ("C",), **kwargs})
 
 
 def test_candidate_dataset_mismatches_are_clear(digits, candidate):
     reduced = digits.with_features(digits.X_train[:, :32], digits.X_val[:, :32],
                                    digits.X_test[:, :32])
     with pytest.raises(ValueError, match="state_dict does not fit.*prepare_for_config"):
-        run(candidate, reduced, schemes=("C",))
+        run_local_search(candidate, reduced, schemes=("C",))
     with pytest.raises(ValueError, match="input_shape for family 'lenet'"):
-        run({"family": "lenet", "config": {"image_size": 8}}, digits)
+        run_local_search({"family": "lenet", "config": {"image_size": 8}}, digits)
     with pytest.raises(ValueError, match="candidate family must be one of"):
-        run({"family": "resnet", "config": {}}, digits)
+        run_local_search({"family": "resnet", "config": {}}, digits)
     with pytest.raises(ValueError, match="candidate has unknown key"):
-        run({"family": "ffnn", "config": CONFIG, "weights": None}, digits)
+        run_local_search({"family": "ffnn", "config": CONFIG, "weights": None}, digits)
 
-
-def test_pareto_front_keeps_only_non_dominated_points():
-    points = pd.DataFrame({"scheme": list("ABCDE"), "step": range(5),
-                           "operation": ["x"] * 5,
-                           "val_acc": [0.90, 0.95, 0.93, 0.95, 0.97],
-                           "test_acc": np.zeros(5), "params": [100, 300, 400, 200, 900],
-                           "flops": np.zeros(5)})
-    front = pareto_front(points)
-    assert list(front["scheme"]) == ["A", "D", "E"]

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from steerage_ray.models._checks import positive_int
+from steerage_ray.checks import integer
+from steerage_ray.models.probe import eval_mode, zero_input
 
 
 def count_params(model: nn.Module) -> int:
@@ -50,20 +51,10 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     on its own device; its training flag and buffers (e.g. batch-norm statistics) are
     left as they were.
     """
-    shape = [positive_int(f"input_shape[{i}]", size) for i, size in enumerate(input_shape)]
-    parameter = next(model.parameters(), None)
-    example = torch.zeros(
-        (1, *shape),
-        device=parameter.device if parameter is not None else None,
-        dtype=parameter.dtype if parameter is not None else None,
-    )
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(example)
-    finally:
-        model.train(was_training)
+    shape = [integer(size, f"input_shape[{i}]", 1) for i, size in enumerate(input_shape)]
+    example = zero_input(model, shape)
+    with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(example)
     return int(counter.get_total_flops())
 
 

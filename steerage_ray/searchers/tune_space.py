@@ -1,8 +1,8 @@
-"""Two-way conversion between a :class:`SearchSpace` and a Ray Tune ``param_space``.
+"""Ray Tune param spaces <-> :class:`SearchSpace`, and search-space files written in
+Tune's vocabulary. The Ray side of ``steerage_ray.space``, which itself imports no Ray.
 
 Nested Tune dicts become flat keys joined by ``/`` (as Tune itself flattens them), and
-a searcher hands Tune nested configs again with :func:`unflatten_config`. ``ray.tune``
-is imported inside the converting functions, so ``steerage_ray.space`` stays Ray-free.
+a searcher hands Tune nested configs again with ``space.unflatten_config``.
 
 Mapping (Tune -> ours):
 
@@ -23,69 +23,44 @@ plain value                    a constant of the space
 ``tune.grid_search``, ``tune.sample_from``, ``tune.randn``/``qrandn`` and domains
 inside lists have no bounded, fixed-grid equivalent and raise ValueError naming the
 key and the replacement.
+
+Space files (:func:`load_space_file`) map each key to a one-entry mapping naming a Tune
+sampler and its arguments, or to a plain value (a constant); nested mappings without a
+sampler name become nested keys::
+
+    num_layers: {randint: [1, 4]}          # tune.randint(1, 4): 1, 2 or 3
+    neurons_1: {qrandint: [32, 256, 32]}
+    quant_bits: {choice: [8, 32]}
+    optimizer: {lr: {loguniform: [0.0001, 0.1]}}
+    epochs: 10
+
+The file becomes a Tune param space and then a :class:`SearchSpace` through
+:func:`from_tune`, so the two ways of writing a space mean exactly the same thing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
+from ray import tune
+from ray.tune.search import sample
+from ray.tune.search.sample import Domain
 
 from steerage_ray.space.dimensions import (Categorical, Choice, Dimension, Float,
                                            Integer, is_real)
+from steerage_ray.space.nested import SEPARATOR, flatten_config, unflatten_config
 from steerage_ray.space.search_space import SearchSpace
 
-SEPARATOR = "/"
-
-
-def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``; empty dicts stay values."""
-    if not isinstance(config, Mapping):
-        raise ValueError(f"config must be a mapping, got {type(config).__name__}")
-    flat: dict[str, Any] = {}
-
-    def visit(prefix: str, mapping: Mapping[str, Any]) -> None:
-        for key, value in mapping.items():
-            if not isinstance(key, str) or not key or SEPARATOR in key:
-                raise ValueError(f"config key {prefix + str(key)!r}: keys must be non-empty "
-                                 f"strings without {SEPARATOR!r} (it joins nested keys)")
-            if isinstance(value, Mapping) and value:
-                visit(prefix + key + SEPARATOR, value)
-            else:
-                flat[prefix + key] = value
-
-    visit("", config)
-    return flat
-
-
-def unflatten_config(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a/b": 1}`` -> ``{"a": {"b": 1}}``; the inverse of :func:`flatten_config`."""
-    if not isinstance(flat, Mapping):
-        raise ValueError(f"config must be a mapping, got {type(flat).__name__}")
-    nested: dict[str, Any] = {}
-    branches: set[tuple[str, ...]] = set()  # paths created here as nested dicts
-    for key, value in flat.items():
-        parts = tuple(key.split(SEPARATOR)) if isinstance(key, str) else ("",)
-        if "" in parts:
-            raise ValueError(f"config key {key!r}: expected non-empty names joined by "
-                             f"{SEPARATOR!r}")
-        node = nested
-        for depth, part in enumerate(parts[:-1]):
-            if part in node and parts[:depth + 1] not in branches:
-                raise ValueError(f"config key {key!r} conflicts with the value at "
-                                 f"{SEPARATOR.join(parts[:depth + 1])!r}")
-            branches.add(parts[:depth + 1])
-            node = node.setdefault(part, {})
-        if parts in branches:
-            raise ValueError(f"config key {key!r} conflicts with nested keys below it")
-        node[parts[-1]] = value
-    return nested
+SAMPLERS = ("choice", "randint", "lograndint", "qrandint", "qlograndint", "uniform",
+            "quniform", "loguniform", "qloguniform")
 
 
 def from_tune(param_space: Mapping[str, Any]) -> SearchSpace:
     """A SearchSpace from a Tune ``param_space`` (domains -> dimensions, rest constants)."""
-    from ray.tune.search.sample import Domain
-
     dimensions: list[Dimension] = []
     constants: dict[str, Any] = {}
     for key, value in flatten_config(param_space).items():
@@ -104,16 +79,12 @@ def from_tune(param_space: Mapping[str, Any]) -> SearchSpace:
 
 
 def _holds_domain(value: Any) -> bool:
-    from ray.tune.search.sample import Domain
-
     if isinstance(value, (list, tuple)):
         return any(isinstance(v, Domain) or _holds_domain(v) for v in value)
     return False
 
 
 def _dimension_from_domain(key: str, domain: Any) -> Dimension:
-    from ray.tune.search import sample
-
     sampler = domain.get_sampler()
     step = None
     if isinstance(sampler, sample.Quantized):
@@ -172,8 +143,6 @@ def to_tune(space: SearchSpace) -> dict[str, Any]:
 
 
 def _domain_for(dim: Dimension) -> Any:
-    from ray import tune
-
     if isinstance(dim, Choice):
         return tune.choice(list(dim.values))
     if isinstance(dim, Categorical):
@@ -194,3 +163,43 @@ def _domain_for(dim: Dimension) -> Any:
 def _is_multiple(value: float, step: float) -> bool:
     """Tune's own test for a bound on the quantization grid."""
     return math.isclose(value / step, round(value / step))
+
+
+def load_space_file(path: str | Path) -> SearchSpace:
+    """Read a YAML space file (see the module docstring) into a SearchSpace."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"space file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"space file {path} is not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not document:
+        raise ValueError(f"space file {path} must be a non-empty mapping of "
+                         f"hyperparameter names to samplers or constants")
+    return from_tune(tune_space_from_document(document, source=str(path)))
+
+
+def tune_space_from_document(document: dict, source: str = "space",
+                             prefix: str = "") -> dict[str, Any]:
+    """Turn ``{key: {sampler: args}}`` into ``{key: tune.<sampler>(*args)}``."""
+    space: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SAMPLERS:
+            sampler, args = next(iter(value.items()))
+            if sampler == "choice":
+                args = [args]
+            if not isinstance(args, list):
+                raise ValueError(f"{source}: {name}.{sampler} needs a list of arguments, "
+                                 f"e.g. {{{sampler}: [low, high]}}; got {args!r}")
+            try:
+                space[key] = getattr(tune, sampler)(*args)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{source}: {name}: tune.{sampler}{tuple(args)} is "
+                                 f"invalid: {error}") from None
+        elif isinstance(value, dict) and value:
+            space[key] = tune_space_from_document(value, source, prefix=f"{name}/")
+        else:
+            space[key] = value
+    return space

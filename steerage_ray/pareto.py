@@ -1,0 +1,44 @@
+"""Sets of trained models traded off by accuracy and size: the Pareto front, and the one
+rule that picks a point from a set (local-search steps, the Pareto set of a run, the
+model a report shows or an export writes). Needs only pandas: no Ray, no torch.
+
+Points are DataFrame rows with ``val_acc`` (validation accuracy, higher is better) and
+``params`` (fewer is better). Only validation accuracy chooses, never test accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Rows not dominated in (``val_acc`` higher, ``params`` lower), sorted by params.
+
+    Of rows with identical accuracy and size, the first is kept.
+    """
+    ordered = points.sort_values(["params", "val_acc"], ascending=[True, False], kind="stable")
+    ordered = ordered.drop_duplicates(["params", "val_acc"])
+    best_so_far = -np.inf
+    keep = []
+    for accuracy in ordered["val_acc"]:
+        keep.append(accuracy > best_so_far)
+        best_so_far = max(best_so_far, accuracy)
+    return ordered[keep].reset_index(drop=True)
+
+
+def select_point(points: pd.DataFrame, tolerance: float = 0.0) -> pd.Series:
+    """The point to pick: among the rows whose validation accuracy is within
+    ``tolerance`` of the best, the one with the fewest parameters; ties go to the higher
+    validation accuracy, then to the earlier row. The row's index label is its ``name``.
+
+    ``tolerance=0`` picks the most accurate point (ties to fewer parameters);
+    ``tolerance=1`` picks the smallest (ties to the more accurate).
+    """
+    if points.empty:
+        raise ValueError("there is no point to select from an empty set")
+    eligible = points[points["val_acc"] >= points["val_acc"].max() - tolerance - 1e-12]
+    ranked = eligible.sort_values(["params", "val_acc"], ascending=[True, False],
+                                  kind="stable")
+    return ranked.iloc[0]
+

@@ -1,0 +1,120 @@
+"""What the ``steerage`` subcommands do to an experiment directory: run every phase,
+resume, rerun local search, rebuild the report. Each phase is written when it ends and
+marked done in ``progress.json``, so a resumed run skips what is done."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from steerage_ray.data import Dataset
+from steerage_ray.experiment import Experiment
+from steerage_ray.run.baseline import run_baseline
+from steerage_ray.run.directory import ExperimentDir
+from steerage_ray.run.inputs import experiment_space, load_experiment_data
+from steerage_ray.run.phases import (
+    global_search_phase,
+    local_search_phase,
+    save_global_search,
+    save_local_search,
+    write_report,
+)
+from steerage_ray.run.progress import say
+from steerage_ray.run.session import resolve_resources, start_ray
+
+Phase = tuple[str, Callable[[], object]]
+
+
+def run_experiment(experiment: Experiment, output: str | Path, *, address: str | None = None,
+                   storage: str | None = None, verbose: int = 0) -> ExperimentDir:
+    """Run every phase of ``experiment`` into a new experiment directory."""
+    run_dir = ExperimentDir(output)
+    run_dir.require_new()  # before any work, not only when the directory is written
+    data = load_experiment_data(experiment)
+    experiment_space(experiment, data)  # a space that does not fit fails before Ray
+    start_ray(address)
+    resolved = resolve_resources(experiment)
+    run_dir.create(experiment)  # as written: "auto" GPUs are decided again on resume
+    if storage:
+        run_dir.write_json("storage.json", {"storage": storage})
+    return _run_all(resolved, data, run_dir, storage, verbose)
+
+
+def resume_experiment(directory: str | Path, *, address: str | None = None,
+                      verbose: int = 0) -> ExperimentDir:
+    """Continue an experiment directory from the first phase not yet done."""
+    run_dir = ExperimentDir(directory)
+    experiment = run_dir.experiment()
+    data = load_experiment_data(experiment)
+    start_ray(address)
+    experiment = resolve_resources(experiment)
+    return _run_all(experiment, data, run_dir, run_dir.storage(), verbose)
+
+
+def rerun_local_search(directory: str | Path, *, address: str | None = None,
+                       schemes: list[str] | None = None,
+                       iterations: int | None = None) -> ExperimentDir:
+    """Run local search again on a finished global search (other schemes/iterations)."""
+    run_dir = ExperimentDir(directory)
+    experiment = run_dir.experiment()
+    if not run_dir.done("global_search"):
+        raise ValueError(f"{run_dir.path}: global search has not finished; run "
+                         f"`steerage resume {run_dir.path}` first")
+    data = load_experiment_data(experiment)
+    start_ray(address)
+    experiment = resolve_resources(experiment)
+    started = time.perf_counter()
+    save_local_search(local_search_phase(experiment, data, run_dir, schemes, iterations),
+                      run_dir)
+    run_dir.mark_done("local_search", time.perf_counter() - started)
+    say("summary:\n" + write_report(run_dir))
+    return run_dir
+
+
+def rebuild_report(directory: str | Path) -> str:
+    """Rebuild summary and plots of an experiment directory; return the summary text."""
+    run_dir = ExperimentDir(directory)
+    run_dir.experiment()
+    if not run_dir.file("trials.csv").is_file():
+        raise ValueError(f"{run_dir.path}: no trials.csv yet; global search has not "
+                         f"finished (run `steerage resume {run_dir.path}`)")
+    return write_report(run_dir)
+
+
+def experiment_phases(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
+                      storage: str | None, verbose: int = 0) -> list[Phase]:
+    """The phases of a run in order, each one call that runs it and writes its files."""
+    phases: list[Phase] = [
+        ("baseline", lambda: run_dir.write_json("baseline.json",
+                                                run_baseline(experiment, data))),
+        ("global_search", lambda: save_global_search(
+            global_search_phase(experiment, data, run_dir, storage, verbose), run_dir)),
+    ]
+    if experiment.local_search["enabled"]:
+        phases.append(("local_search", lambda: save_local_search(
+            local_search_phase(experiment, data, run_dir), run_dir)))
+    return phases
+
+
+def run_phases(phases: Sequence[Phase], run_dir: ExperimentDir) -> None:
+    """Run the phases not yet done, in order, marking each done with its seconds."""
+    for number, (phase, step) in enumerate(phases, start=1):
+        if run_dir.done(phase):
+            say(f"phase {number}/{len(phases)}: {phase} already done")
+            continue
+        say(f"phase {number}/{len(phases)}: {phase.replace('_', ' ')}")
+        started = time.perf_counter()
+        step()
+        run_dir.mark_done(phase, time.perf_counter() - started)
+
+
+def _run_all(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
+             storage: str | None, verbose: int) -> ExperimentDir:
+    say(f"experiment {experiment.name!r} on {data.name} ({data.kind}, "
+        f"{data.n_features} features, {data.n_classes} classes) -> {run_dir.path}")
+    run_phases(experiment_phases(experiment, data, run_dir, storage, verbose), run_dir)
+    summary = write_report(run_dir)
+    say("summary (test accuracy, non-zero parameters, FLOPs per example):\n" + summary)
+    say(f"wrote {run_dir.path}: summary.md, trials.csv, plots/, local_search/")
+    return run_dir

@@ -1,0 +1,74 @@
+"""``steerage export``: pick a model of an experiment directory and write it in one file
+format. Choosing is here; compacting and writing the formats is the exporter's,
+``local_search.export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from steerage_ray.data import prepare_for_config
+from steerage_ray.experiment import Experiment
+from steerage_ray.local_search.export import FILE_FORMATS, export_model
+from steerage_ray.models import build_model
+from steerage_ray.pareto import select_point
+from steerage_ray.run.directory import ExperimentDir
+from steerage_ray.run.inputs import load_experiment_data
+
+
+def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
+                            which: str = "best", out: str | Path | None = None) -> Path:
+    """Export a local-search Pareto model (``best``, ``smallest`` or a row index) or the
+    global-search winner (``global``) as TorchScript, a state_dict or ONNX; return the
+    file written (default: ``export/<model>.<format suffix>`` in the directory)."""
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
+    run_dir = ExperimentDir(directory)
+    experiment = run_dir.experiment()
+    module, input_shape, bits, label = _model_to_export(run_dir, experiment, which)
+    exported = export_model(module, input_shape, quant_bits=bits, onnx=fmt == "onnx")
+    return exported.write(fmt, out or run_dir.file("export", f"{label}.{FILE_FORMATS[fmt]}"))
+
+
+def _model_to_export(run_dir: ExperimentDir, experiment: Experiment,
+                     which: str) -> tuple[nn.Module, tuple[int, ...], int, str]:
+    if which == "global":
+        return _global_winner(run_dir, experiment)
+    path = run_dir.file("local_search", "models.pt")
+    pareto_path = run_dir.file("local_search", "pareto.csv")
+    if not path.is_file() or not pareto_path.is_file():
+        raise ValueError(f"{run_dir.path} has no local-search results; use --which global "
+                         f"or run `steerage local-search {run_dir.path}`")
+    saved = torch.load(path, weights_only=False)
+    pareto = pd.read_csv(pareto_path)
+    if which == "best":
+        row = select_point(pareto)
+    elif which == "smallest":
+        row = select_point(pareto, tolerance=1.0)
+    elif which.isdigit() and int(which) < len(pareto):
+        row = pareto.iloc[int(which)]
+    else:
+        raise ValueError(f"--which must be best, smallest, global or a Pareto row index "
+                         f"0..{len(pareto) - 1}, got {which!r}")
+    key = (row["scheme"], int(row["step"]))
+    label = f"scheme_{row['scheme']}_step_{int(row['step'])}"
+    return saved["models"][key], tuple(saved["input_shape"]), saved["quant_bits"], label
+
+
+def _global_winner(run_dir: ExperimentDir,
+                   experiment: Experiment) -> tuple[nn.Module, tuple[int, ...], int, str]:
+    winner = run_dir.read_json("global_winner.json")
+    state_path = run_dir.file("winner_state.pt")
+    if winner is None or not state_path.is_file():
+        raise ValueError(f"{run_dir.path} has no trained global-search winner to "
+                         f"export yet")
+    data = prepare_for_config(load_experiment_data(experiment), winner["config"],
+                              seed=experiment.seed)
+    model = build_model(experiment.family, winner["config"], data.input_shape,
+                        data.n_classes)
+    model.load_state_dict(torch.load(state_path, weights_only=True))
+    bits = int(winner["config"].get("quant_bits") or 32)
+    return model, data.input_shape, bits, "global_winner"

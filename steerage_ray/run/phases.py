@@ -1,0 +1,150 @@
+"""The phases after the baseline, each a function that runs it and one that writes what
+it found into the experiment directory: global search (Algorithms 1 + 2 on Ray Tune),
+local search (SCANN / NeST as Ray tasks), and the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+from ray import tune
+
+from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.data import Dataset, prepare_for_config
+from steerage_ray.experiment import Experiment
+from steerage_ray.global_search import GlobalSearchResult, global_search, resume_global_search
+from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
+from steerage_ray.report import format_summary, summary_table, write_plots
+from steerage_ray.run.directory import TUNE_NAME, ExperimentDir, plain
+from steerage_ray.run.inputs import experiment_space, training_overrides, training_settings
+from steerage_ray.run.progress import TrialProgress, say
+from steerage_ray.trainables import METRIC
+
+
+def global_search_arguments(experiment: Experiment, data: Dataset, storage_path: str,
+                            verbose: int = 0) -> dict[str, Any]:
+    """The keyword arguments of ``global_search`` that run ``experiment`` on ``data``."""
+    search = {key: value for key, value in experiment.search.items()
+              if value is not None and key not in ("max_params", "max_flops")}
+    if experiment.search["max_params"] or experiment.search["max_flops"]:
+        search["constraint"] = ResourceConstraint(
+            experiment.family, data.input_shape, data.n_classes,
+            max_params=experiment.search["max_params"],
+            max_flops=experiment.search["max_flops"])
+    resources = experiment.resources
+    return dict(
+        dataset=data, family=experiment.family, space=experiment_space(experiment, data),
+        epochs=experiment.training["epochs"],
+        final_epochs=experiment.training["final_epochs"],
+        training=training_overrides(experiment),
+        cpus_per_trial=resources["cpus_per_trial"],
+        gpus_per_trial=resources["gpus_per_trial"],
+        max_concurrent_trials=resources["max_concurrent_trials"],
+        storage_path=storage_path, name=TUNE_NAME, seed=experiment.seed, verbose=verbose,
+        callbacks=None if verbose else [TrialProgress()], **search)
+
+
+def global_search_phase(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
+                        storage: str | None, verbose: int = 0) -> GlobalSearchResult:
+    """Algorithms 1 + 2 on Ray Tune; resumes the Tune experiment if one was started."""
+    storage_path = run_dir.tune_storage(storage)
+    tune_path = f"{storage_path.rstrip('/')}/{TUNE_NAME}"
+    if tune.Tuner.can_restore(tune_path):
+        say(f"resuming the Tune experiment at {tune_path}")
+        return resume_global_search(tune_path, data,
+                                    cpus_per_trial=experiment.resources["cpus_per_trial"],
+                                    gpus_per_trial=experiment.resources["gpus_per_trial"])
+    return global_search(**global_search_arguments(experiment, data, storage_path, verbose))
+
+
+def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> dict:
+    """Write trials, predictor rounds, the winner and its weights; return the winner.
+
+    The winner is the architecture with the best validation accuracy among everything
+    global search trained: normally the EES winner of the final round (trained with the
+    final epochs), or an architecture of an earlier round when it validated better.
+    Both are recorded; only validation accuracy chooses, never test accuracy.
+    """
+    trials = result.trials.reset_index(drop=True).rename(columns={"metric": METRIC})
+    trials.to_csv(run_dir.file("trials.csv"), index=False)
+    trials.to_parquet(run_dir.file("trials.parquet"), index=False)
+    result.round_scores.to_csv(run_dir.file("predictor_rounds.csv"), index=False)
+    if result.best_observed_config is None:
+        raise RuntimeError("global search finished without a successfully trained "
+                           "architecture; see trials.csv and the trials' error.txt")
+    phase = str(trials.loc[trials[METRIC].idxmax(), "phase"])  # the same argmax
+    winner = {"config": plain(result.best_observed_config),
+              "result": plain(result.best_observed_result), "phase": phase,
+              "ees_winner": None if result.best_config is None else {
+                  "config": plain(result.best_config),
+                  "result": plain(result.best_result)}}
+    run_dir.write_json("global_winner.json", winner)
+    if result.best_observed_state_dict is not None:
+        torch.save(result.best_observed_state_dict, run_dir.file("winner_state.pt"))
+    say(f"global-search winner ({phase} round): validation accuracy "
+        f"{winner['result']['val_acc']:.4f}, test accuracy "
+        f"{winner['result']['test_acc']:.4f}, {winner['result']['params']:,} parameters")
+    return winner
+
+
+def local_search_arguments(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
+                           schemes: list[str] | None = None,
+                           iterations: int | None = None) -> dict[str, Any]:
+    """The arguments of ``run_local_search`` on the experiment's global-search winner."""
+    winner = run_dir.read_json("global_winner.json")
+    if winner is None:
+        raise ValueError(f"{run_dir.path} has no global-search winner yet; run "
+                         f"`steerage resume {run_dir.path}` first")
+    state_path = run_dir.file("winner_state.pt")
+    state = torch.load(state_path, weights_only=True) if state_path.is_file() else None
+    config = winner["config"]
+    options = experiment.local_search
+    epochs = options["epochs"] or experiment.training["epochs"]
+    return dict(
+        candidate=Candidate(family=experiment.family, config=config, state_dict=state),
+        dataset=prepare_for_config(data, config, seed=experiment.seed),
+        schemes=schemes or options["schemes"],
+        iterations=iterations or options["iterations"],
+        settings=training_settings(experiment, data, epochs),
+        seed=experiment.seed, growth_ratio=options["growth_ratio"],
+        pruning_ratio=options["pruning_ratio"],
+        num_gpus_per_task=None if experiment.resources["gpus_per_trial"] else 0)
+
+
+def local_search_phase(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
+                       schemes: list[str] | None = None,
+                       iterations: int | None = None) -> LocalSearchResult:
+    """SCANN / NeST on the global-search winner, schemes as parallel Ray tasks."""
+    return run_local_search(**local_search_arguments(experiment, data, run_dir, schemes,
+                                                     iterations))
+
+
+def save_local_search(result: LocalSearchResult, run_dir: ExperimentDir) -> None:
+    """Write the Pareto set, the schemes' histories, failures and the Pareto models."""
+    folder = run_dir.file("local_search")
+    folder.mkdir(exist_ok=True)
+    result.pareto.to_csv(folder / "pareto.csv", index=False)
+    histories = [h.assign(scheme=s) for s, h in result.histories.items()]
+    if histories:
+        pd.concat(histories, ignore_index=True).to_csv(folder / "history.csv", index=False)
+    run_dir.write_json("local_search/failures.json", result.failures)
+    models = {(row.scheme, int(row.step)): result.model(row.scheme, int(row.step)).cpu()
+              for row in result.pareto.itertuples()}
+    torch.save({"models": models, "input_shape": result.input_shape,
+                "quant_bits": result.quant_bits}, folder / "models.pt")
+
+
+def write_report(run_dir: ExperimentDir) -> str:
+    """Summary table (CSV + Markdown) and plots from the files written so far."""
+    trials = pd.read_csv(run_dir.file("trials.csv"))
+    pareto_path = run_dir.file("local_search", "pareto.csv")
+    pareto = pd.read_csv(pareto_path) if pareto_path.is_file() else None
+    winner = run_dir.read_json("global_winner.json") or {}
+    table = summary_table(run_dir.read_json("baseline.json"), winner.get("result"), pareto)
+    table.to_csv(run_dir.file("summary.csv"), index=False)
+    text = format_summary(table)
+    run_dir.file("summary.md").write_text(
+        f"# {run_dir.experiment().name}\n\n```\n{text}\n```\n")
+    write_plots(run_dir.path, trials, pareto)
+    return text

@@ -1,0 +1,46 @@
+"""The report from plain DataFrames (no Ray): the paper-style summary table, its text
+form and the three plots."""
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from steerage_ray.report import PLOT_FILES, format_summary, summary_table, write_plots
+
+BASELINE = {"test_acc": 0.9749, "params": 17_200, "flops": 34_000}
+WINNER = {"test_acc": 0.9721, "params": 53_100, "flops": 105_300}
+PARETO = pd.DataFrame({"scheme": ["A", "B", "C"], "step": [3, 5, 2],
+                       "val_acc": [0.95, 0.98, 0.98], "test_acc": [0.96, 0.9777, 0.97],
+                       "params": [2_700, 13_100, 20_000], "flops": [5_000, 25_600, 40_000]})
+
+
+def test_the_summary_has_baseline_gs_and_the_most_accurate_ls_point():
+    table = summary_table(BASELINE, WINNER, PARETO)
+    assert list(table["method"]) == ["Baseline", "STEERAGE (GS)",
+                                     "STEERAGE (GS+LS, scheme B)"]
+    assert list(table["params"]) == [17_200, 53_100, 13_100]
+    np.testing.assert_allclose(table["compression"], [1.0, 17_200 / 53_100, 17_200 / 13_100])
+    text = format_summary(table)
+    assert "97.49%" in text and "17.2k" in text and "105.3k" in text and "1.3x" in text
+
+
+def test_missing_parts_leave_their_rows_out():
+    table = summary_table(None, WINNER, None)
+    assert list(table["method"]) == ["STEERAGE (GS)"] and "compression" not in table
+    assert "STEERAGE (GS)" in format_summary(table)
+    assert summary_table(BASELINE, None, PARETO.iloc[:0])["method"].tolist() == ["Baseline"]
+
+
+def test_the_three_plots_are_written(tmp_path):
+    trials = pd.DataFrame({"phase": ["initial", "initial", "iterative", "final"],
+                           "val_acc": [0.9, np.nan, 0.95, 0.96],
+                           "test_acc": [0.89, np.nan, 0.94, 0.95],
+                           "params": [1000, 2000, 3000, 4000],
+                           "predicted": [np.nan, np.nan, 0.93, 0.97]})
+    paths = write_plots(tmp_path, trials, PARETO)
+    assert set(paths) == set(PLOT_FILES)
+    for path in paths.values():
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+    without_predictions = trials.drop(columns="predicted")
+    assert write_plots(tmp_path / "b", without_predictions, None)["best_so_far"].is_file()

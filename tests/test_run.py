@@ -1,0 +1,211 @@
+"""The run orchestration without Ray: the experiment directory, the phase loop, what each
+phase is given, what it writes, and the report and export built from those files.
+(The same code end to end on a real Ray: tests/test_cli.py.)"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.experiment import load_experiment, parse_experiment
+from steerage_ray.run import ExperimentDir, export_experiment_model, rebuild_report
+from steerage_ray.run.baseline import baseline_model
+from steerage_ray.run.commands import run_phases
+from steerage_ray.run.directory import TUNE_NAME
+from steerage_ray.run.inputs import (
+    experiment_space,
+    training_overrides,
+    training_settings,
+    with_dataset_path,
+)
+from steerage_ray.run.phases import global_search_arguments, save_global_search
+from steerage_ray.run.progress import TrialProgress
+from steerage_ray.run.session import fit_resources
+
+MINIMAL = {"name": "unit", "dataset": "digits", "family": "ffnn",
+           "baseline": {"hidden_sizes": [16]}}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    directory = ExperimentDir(tmp_path / "run")
+    directory.create(parse_experiment(MINIMAL))
+    return directory
+
+
+def test_the_directory_refuses_to_start_twice_and_records_progress(run_dir):
+    assert run_dir.exists() and run_dir.experiment().name == "unit"
+    with pytest.raises(ValueError, match="steerage resume"):
+        run_dir.require_new()
+    assert not run_dir.done("baseline")
+    run_dir.mark_done("baseline", 1.234)
+    run_dir.mark_done("baseline", 2.0)
+    assert run_dir.read_json("progress.json") == {"done": ["baseline"],
+                                                  "seconds": {"baseline": 2.0}}
+    run_dir.write_json("x.json", {"n": np.int64(3), "shape": (1, 2)})
+    assert run_dir.read_json("x.json") == {"n": 3, "shape": [1, 2]}
+    assert run_dir.storage() is None and run_dir.tune_storage().endswith("tune")
+    with pytest.raises(ValueError, match="not an experiment directory"):
+        ExperimentDir(run_dir.path / "absent").experiment()
+
+
+def test_phases_run_in_order_once_and_are_skipped_when_done(run_dir, capsys):
+    calls = []
+    phases = [(name, lambda name=name: calls.append(name))
+              for name in ("baseline", "global_search", "local_search")]
+    run_dir.mark_done("baseline", 0.0)
+    run_phases(phases, run_dir)
+    assert calls == ["global_search", "local_search"]
+    assert run_dir.read_json("progress.json")["done"] == ["baseline", "global_search",
+                                                          "local_search"]
+    run_phases(phases, run_dir)  # a resumed run that finds everything done
+    assert calls == ["global_search", "local_search"]
+    out = capsys.readouterr().out
+    assert "phase 1/3: baseline already done" in out and "phase 2/3: global search" in out
+
+
+def test_a_failing_phase_is_not_marked_done(run_dir):
+    def fail():
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        run_phases([("baseline", fail)], run_dir)
+    assert not run_dir.done("baseline")
+
+
+def test_dataset_paths_and_label_columns_go_to_the_dataset_source():
+    csv = load_experiment("uci-ffnn")
+    moved = with_dataset_path(csv, "~/letter.csv", "letter")
+    assert moved.dataset == {"csv": "~/letter.csv", "label_column": "letter"}
+    named = with_dataset_path(parse_experiment(MINIMAL), "/data/torchvision", None)
+    assert named.dataset == {"name": "digits", "root": "/data/torchvision"}
+    with pytest.raises(ValueError, match="CSV datasets only"):
+        with_dataset_path(parse_experiment(MINIMAL), None, "label")
+
+
+def test_training_settings_come_from_the_experiment_section(digits):
+    experiment = parse_experiment({**MINIMAL, "seed": 3, "training": {
+        "epochs": 4, "final_epochs": 9, "lr": 0.05, "schedule": "cosine", "patience": 2}})
+    search = training_settings(experiment, digits)
+    final = training_settings(experiment, digits, experiment.training["final_epochs"])
+    assert (search.epochs, final.epochs) == (4, 9)
+    assert search.schedule == "cosine" and search.lr == 0.05 and search.patience == 2
+    assert search.seed == 3 and search.batch_size == 128  # the experiment's default
+    assert search.optimizer == "adam"  # settings_for digits: not set by the experiment
+    assert training_overrides(experiment) == {"batch_size": 128, "lr": 0.05,
+                                              "schedule": "cosine", "patience": 2}
+
+
+def test_the_space_is_sized_for_the_data(digits):
+    space = experiment_space(parse_experiment(MINIMAL), digits)
+    assert space["dr_ratio"].max_value <= 20 and "neurons_1" in space.names
+    wrong = parse_experiment({**MINIMAL, "space": {"preset": "ffnn", "n_features": 10}})
+    with pytest.raises(ValueError, match="space.n_features is 10"):
+        experiment_space(wrong, digits)
+
+
+def test_global_search_gets_the_experiment_as_arguments(digits):
+    experiment = parse_experiment({**MINIMAL, "search": {
+        "count": 64, "iter_count": 3, "iterations": 1, "max_params": 20000},
+        "training": {"epochs": 2, "final_epochs": 5}})
+    arguments = global_search_arguments(experiment, digits, "/tmp/tune")
+    assert arguments["dataset"] is digits and arguments["family"] == "ffnn"
+    assert (arguments["epochs"], arguments["final_epochs"]) == (2, 5)
+    assert arguments["storage_path"] == "/tmp/tune" and arguments["name"] == TUNE_NAME
+    assert arguments["count"] == 64 and arguments["iter_count"] == 3
+    assert "budget" not in arguments and "max_params" not in arguments
+    constraint = arguments["constraint"]
+    assert isinstance(constraint, ResourceConstraint) and constraint.max_params == 20000
+    assert isinstance(arguments["callbacks"][0], TrialProgress)
+    assert global_search_arguments(experiment, digits, "/t", verbose=1)["callbacks"] is None
+
+
+def test_resources_are_fitted_to_the_cluster():
+    experiment = parse_experiment(MINIMAL)
+    assert fit_resources(experiment, cpus=2, gpus=0).resources["gpus_per_trial"] == 0
+    assert fit_resources(experiment, cpus=8, gpus=4).resources["gpus_per_trial"] == 1
+    with pytest.raises(ValueError, match="resources.gpus_per_trial=2"):
+        fit_resources(experiment.with_overrides(resources={"gpus_per_trial": 2}), 8, 1)
+    with pytest.raises(ValueError, match="resources.cpus_per_trial=4"):
+        fit_resources(experiment.with_overrides(resources={"cpus_per_trial": 4}), 2, 0)
+
+
+def test_baseline_models_are_named_for_the_summary(digits, digits_images):
+    model, name = baseline_model(parse_experiment(MINIMAL), digits)
+    assert name == "MLP 64-16-10" and isinstance(model, nn.Sequential)
+    per_feature = parse_experiment({**MINIMAL, "baseline": {"hidden_sizes_per_feature": [0.5]}})
+    assert baseline_model(per_feature, digits)[1] == "MLP 64-32-10"
+    lenet = parse_experiment({**MINIMAL, "family": "lenet", "dataset": "digits_images"})
+    assert baseline_model(lenet, digits_images)[1].startswith("LeNet-5 layout")
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        baseline_model(parse_experiment({**MINIMAL, "baseline": {}}), digits)
+
+
+def _global_search_result():
+    trials = pd.DataFrame({
+        "trial_id": ["a", "b", "c"], "phase": ["initial", "iterative", "final"],
+        "round": [0, 1, 2], "status": ["completed"] * 3, "metric": [0.90, 0.96, 0.94],
+        "predicted": [np.nan, 0.93, 0.95], "iterations": [2, 2, 2],
+        "test_acc": [0.89, 0.95, 0.93], "params": [1000, 3000, 2000],
+        "flops": [2000, 6000, 4000], "config/num_layers": [1, 2, 1]})
+    best = {"val_acc": 0.96, "test_acc": 0.95, "params": 3000, "flops": 6000}
+    final = {"val_acc": 0.94, "test_acc": 0.93, "params": 2000, "flops": 4000}
+    return SimpleNamespace(
+        trials=trials, round_scores=pd.DataFrame({"round": [1], "kendall_tau": [0.5]}),
+        best_observed_config={"num_layers": np.int64(2)}, best_observed_result=best,
+        best_config={"num_layers": 1}, best_result=final,
+        best_observed_state_dict={"w": torch.ones(2)})
+
+
+def test_global_search_files_and_the_report_are_written_from_the_result(run_dir):
+    winner = save_global_search(_global_search_result(), run_dir)
+    assert winner["phase"] == "iterative" and winner["config"] == {"num_layers": 2}
+    assert winner["ees_winner"]["result"]["val_acc"] == 0.94
+    trials = pd.read_csv(run_dir.file("trials.csv"))
+    assert "val_acc" in trials and "metric" not in trials
+    assert torch.load(run_dir.file("winner_state.pt"))["w"].sum() == 2
+    run_dir.write_json("baseline.json", {"test_acc": 0.9, "params": 6000, "flops": 12000})
+    run_dir.file("local_search").mkdir()
+    pd.DataFrame({"scheme": ["C", "B"], "step": [2, 1], "operation": ["x", "y"],
+                  "val_acc": [0.95, 0.97], "test_acc": [0.94, 0.96],
+                  "params": [500, 1500], "flops": [1000, 3000]}).to_csv(
+        run_dir.file("local_search", "pareto.csv"), index=False)
+    text = rebuild_report(run_dir.path)
+    summary = pd.read_csv(run_dir.file("summary.csv"))
+    assert list(summary["method"]) == ["Baseline", "STEERAGE (GS)",
+                                       "STEERAGE (GS+LS, scheme B)"]
+    assert list(summary["compression"]) == [1.0, 2.0, 4.0]
+    assert "STEERAGE (GS+LS, scheme B)" in text
+    assert run_dir.file("summary.md").read_text().startswith("# unit")
+    for plot in ("accuracy_vs_params", "best_so_far", "predicted_vs_measured"):
+        assert run_dir.file("plots", f"{plot}.png").is_file()
+
+
+def test_a_report_needs_the_global_search(run_dir):
+    with pytest.raises(ValueError, match="no trials.csv yet"):
+        rebuild_report(run_dir.path)
+
+
+@pytest.mark.parametrize("which, key", [("best", ("B", 1)), ("smallest", ("C", 2)),
+                                        ("0", ("C", 2))])
+def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
+    folder = run_dir.file("local_search")
+    folder.mkdir()
+    pd.DataFrame({"scheme": ["C", "B"], "step": [2, 1], "val_acc": [0.95, 0.97],
+                  "params": [500, 1500]}).to_csv(folder / "pareto.csv", index=False)
+    torch.manual_seed(0)
+    models = {("C", 2): nn.Linear(4, 3), ("B", 1): nn.Sequential(nn.Linear(4, 5),
+                                                                   nn.ReLU(), nn.Linear(5, 3))}
+    torch.save({"models": models, "input_shape": (4,), "quant_bits": 32},
+               folder / "models.pt")
+    path = export_experiment_model(run_dir.path, fmt="torchscript", which=which)
+    assert path == run_dir.file("export", f"scheme_{key[0]}_step_{key[1]}.torchscript.pt")
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(torch.jit.load(str(path))(x), models[key](x))
+    with pytest.raises(ValueError, match="--which must be"):
+        export_experiment_model(run_dir.path, which="7")
+    with pytest.raises(ValueError, match="format must be one of"):
+        export_experiment_model(run_dir.path, fmt="pickle")
