@@ -28,14 +28,18 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
                                                "experiments, or the root of a "
                                                "torchvision dataset")
     parser.add_argument("--label-column", help="label column of a CSV dataset")
-    knobs = parser.add_argument_group("global-search budget (the paper's knobs)")
+    knobs = parser.add_argument_group("global search (budget and the paper's knobs)")
+    knobs.add_argument("--algorithm", choices=("steerage", "paper"),
+                       help="'steerage' (default: asynchronous, uncertainty-aware) or "
+                            "'paper' (the paper's Algorithms 1 and 2 in rounds)")
+    knobs.add_argument("--budget", type=int,
+                       help="total trained architectures (paper mode: round sizes "
+                            "scale to fit)")
     knobs.add_argument("--count", type=int, help="Sobol pool size (paper: 2048)")
     knobs.add_argument("--iter-count", type=int,
-                       help="architectures trained per round (paper: 100)")
+                       help="paper mode: architectures trained per round (paper: 100)")
     knobs.add_argument("--iterations", type=int,
-                       help="predictor-guided rounds after the first (paper: 3)")
-    knobs.add_argument("--budget", type=int,
-                       help="total trained architectures; round sizes scale to fit")
+                       help="paper mode: predictor-guided rounds after the first (paper: 3)")
     knobs.add_argument("--ees-population", type=int, help="EES population (paper: 100)")
     knobs.add_argument("--ees-generations", type=int,
                        help="EES generations (paper: 200)")
@@ -99,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict:
     return {
-        "search": {"count": args.count, "iter_count": args.iter_count,
+        "search": {"algorithm": args.algorithm, "count": args.count,
+                   "iter_count": args.iter_count,
                    "iterations": args.iterations, "budget": args.budget,
                    "ees_population": args.ees_population,
                    "ees_generations": args.ees_generations},
@@ -131,10 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     # Imported late so `steerage --help` answers instantly.
     from steerage_ray import run
     from steerage_ray.experiment import load_experiment
+    from steerage_ray.strategies.plan import GUIDED_ONLY, PAPER_ONLY
 
     try:
         if args.command == "search":
             experiment = load_experiment(args.experiment)
+            if args.algorithm not in (None, experiment.search["algorithm"]):
+                # the file's knobs of the other algorithm give way to the flag
+                foreign = GUIDED_ONLY if args.algorithm == "paper" else PAPER_ONLY
+                experiment = experiment.with_overrides(
+                    search={"algorithm": args.algorithm},
+                    unset=tuple(k for k in foreign if k in experiment.search))
             if args.budget is not None:  # rounds not fixed on the command line scale to it
                 experiment = experiment.with_overrides(
                     search={"budget": args.budget}, unset=("iter_count", "iterations"))

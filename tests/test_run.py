@@ -109,7 +109,8 @@ def test_the_space_is_sized_for_the_data(digits):
 
 def test_global_search_gets_the_experiment_as_arguments(digits):
     experiment = parse_experiment({**MINIMAL, "search": {
-        "count": 64, "iter_count": 3, "iterations": 1, "max_params": 20000},
+        "algorithm": "paper", "count": 64, "iter_count": 3, "iterations": 1,
+        "max_params": 20000},
         "training": {"epochs": 2, "final_epochs": 5}})
     arguments = global_search_arguments(experiment, digits, "/tmp/tune")
     assert arguments["dataset"] is digits and arguments["family"] == "ffnn"
