@@ -504,10 +504,8 @@ class SteerageSearcher(Searcher):
                 refit_fraction=_default(self.refit_fraction, 1.0),
                 constraint=self.constraint, predictor_params=self.predictor_params)
         else:
-            feasible = None if self.constraint is None else (
-                lambda row: self.constraint.is_feasible(space.decode_codes(row[None, :])[0]))
             self._strategy = GuidedStrategy(
-                space, plan, seed=self.seed, pool=codes, admissible=feasible,
+                space, plan, seed=self.seed, pool=codes, constraint=self.constraint,
                 ees_population=_default(self.ees_population, 32),
                 ees_generations=_default(self.ees_generations, 10),
                 mutation_prob=_default(self.mutation_prob, 0.2))

@@ -35,7 +35,7 @@ import math
 import time
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import norm, rankdata, yeojohnson
 
 from steerage_ray.evolution import evolutionary_search
 from steerage_ray.space import SearchSpace
@@ -58,14 +58,16 @@ class GuidedStrategy:
     name = "steerage"
 
     def __init__(self, space: SearchSpace, plan: GuidedPlan, *, seed: int = 0,
-                 pool: np.ndarray | None = None, admissible=None, n_members: int = 8,
+                 pool: np.ndarray | None = None, constraint=None, n_members: int = 8,
                  n_estimators: int = 60, learning_rate: float = 0.15, n_random: int = 256,
                  top_k: int = 4, ees_population: int = 32, ees_generations: int = 10,
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
-                 members_per_update: int = 2, refresh_every: int = 4) -> None:
+                 members_per_update: int = 1, refresh_every: int = 4,
+                 target_transform: str = "rank") -> None:
+        self.target_transform = target_transform
         self.space, self.plan, self.seed = space, plan, seed
         self.pool = space.encode_many(space.sobol(2048, seed)) if pool is None else pool
-        self.admissible = admissible
+        self.constraint = constraint
         self.n_random, self.top_k = n_random, top_k
         self.ees_population, self.ees_generations = ees_population, ees_generations
         self.mutation_prob = mutation_prob
@@ -78,7 +80,7 @@ class GuidedStrategy:
                                      learning_rate=learning_rate, seed=seed)
         self.candidates = CandidateSet(space.n_dims, n_members)
         self._rng = np.random.default_rng([seed, 7])
-        self._fitted_on = 0
+        self._fitted_on = self._fitted_before = 0
         self._refreshed_on = 0
         self._next_member = 0
         self._order = np.arange(n_members)
@@ -134,7 +136,8 @@ class GuidedStrategy:
     def _admit(self, history: History, key: bytes, row: np.ndarray) -> bool:
         if history.seen(key):
             return False
-        return self.admissible is None or self.admissible(row)
+        return self.constraint is None or self.constraint.is_feasible(
+            self.space.decode_codes(row[None, :])[0])
 
     # ------------------------------------------------------------------ acquisition
     def _pick(self, history: History, exploit: bool) -> tuple[np.ndarray, float] | None:
@@ -167,9 +170,10 @@ class GuidedStrategy:
         codes = np.array([r.codes for r in done])
         labels = np.array([r.label for r in done])
         fidelity = np.array([r.fidelity for r in done], dtype=float)
-        self._labels = np.sort(labels)
         X = self.features(codes)
-        targets = norm.ppf((rankdata(labels) - 0.5) / len(labels))
+        targets = _warp(labels, self.target_transform)
+        order = np.argsort(targets, kind="stable")
+        self._calibration = (targets[order], labels[order])
         weights = _fidelity_weights(fidelity)
         n_members = self.model.n_members
         first_fit = not self.model.members_
@@ -180,12 +184,16 @@ class GuidedStrategy:
                        for i in range(self.members_per_update)]
             self._next_member = (members[-1] + 1) % n_members
         self.model.fit(X, targets, weights, members=None if first_fit else members)
-        self._fitted_on = len(done)
+        self._fitted_before, self._fitted_on = self._fitted_on, len(done)
         if first_fit or len(done) - self._refreshed_on >= self.refresh_every:
             self._refresh(history, codes, labels)
-        else:
-            self.candidates.repredict(members, self._predict_member)
-            self._add_local(history, codes[-1:])  # neighbours of the newest result
+            return
+        self.candidates.repredict(members, self._predict_member)
+        fresh = len(done) - self._fitted_before
+        leaders = np.argsort(-labels)[: self.top_k]
+        new_leaders = leaders[leaders >= len(done) - fresh]
+        if len(new_leaders):  # a new result among the best: its neighbours join
+            self._add_local(history, codes[new_leaders])
 
     def _refresh(self, history: History, codes: np.ndarray | None = None,
                  labels: np.ndarray | None = None) -> None:
@@ -213,22 +221,21 @@ class GuidedStrategy:
                             self._predict)
 
     def _evolve(self, history: History, leaders: np.ndarray) -> np.ndarray:
-        """EES (Algorithm 2) over mean + spread, from the best local candidates."""
+        """EES (Algorithm 2) over one ensemble member drawn at random (a Thompson
+        sample of the acquisition: one predictor call per generation), started from
+        that member's best candidates and the leaders; seen architectures excluded."""
         if self.ees_generations == 0 or not len(self.candidates):
             return np.empty((0, self.space.n_dims))
+        member = int(self._rng.integers(self.model.n_members))
         cands = self.candidates
-        score = cands.predictions.mean(axis=0) + cands.predictions.std(axis=0)
-        start = cands.codes[np.argsort(-score)[: self.ees_population]]
-
-        def acquisition(codes: np.ndarray) -> np.ndarray:
-            members = self._predict(codes)
-            return members.mean(axis=0) + members.std(axis=0)
-
+        start = cands.codes[np.argsort(-cands.predictions[member])[: self.ees_population]]
         try:
             found = evolutionary_search(
-                self.space, acquisition, population=self.ees_population,
-                generations=self.ees_generations, mutation_prob=self.mutation_prob,
-                seed=int(self._rng.integers(2 ** 31)),
+                self.space, lambda codes: self._predict_member(member, codes),
+                population=self.ees_population, generations=self.ees_generations,
+                mutation_prob=self.mutation_prob, seed=int(self._rng.integers(2 ** 31)),
+                constraint=self.constraint,
+                exclude=[record.config for record in history.records],
                 initial=self.space.decode_codes(np.concatenate([start, leaders])))
         except ValueError:  # nothing admissible to evolve (e.g. a tiny, exhausted space)
             return np.empty((0, self.space.n_dims))
@@ -241,11 +248,10 @@ class GuidedStrategy:
         return self.model.predict_member(member, self.features(codes))
 
     def _unwarp(self, score: float) -> float:
-        """A warped prediction in label units: the observed label at its quantile, so a
-        reported prediction never leaves the range of what was measured."""
-        labels = self._labels
-        quantile = float(norm.cdf(score))
-        return float(np.quantile(labels, quantile)) if len(labels) else math.nan
+        """A prediction in label units: interpolated between the observed labels whose
+        transformed targets surround it, so it never leaves the measured range."""
+        targets, labels = self._calibration
+        return float(np.interp(score, targets, labels))
 
 
     def round_scores(self, history: History) -> "pd.DataFrame":
@@ -271,6 +277,19 @@ class GuidedStrategy:
                                   float(np.nansum([s[0] for s in spent])),
                                   float(np.nansum([s[1] for s in spent]))))
         return round_scores(rows)
+
+
+def _warp(labels: np.ndarray, how: str) -> np.ndarray:
+    """The regression targets for ``labels`` (higher is better)."""
+    if how == "rank":  # normal scores of the ranks
+        return norm.ppf((rankdata(labels) - 0.5) / len(labels))
+    if how == "yeo-johnson":
+        z = (labels - labels.mean()) / (labels.std() or 1.0)
+        if np.ptp(z) == 0:
+            return z
+        transformed, _ = yeojohnson(z)
+        return (transformed - transformed.mean()) / (transformed.std() or 1.0)
+    return labels
 
 
 def _fidelity_weights(fidelity: np.ndarray) -> np.ndarray:
