@@ -23,11 +23,12 @@ What the adapter decides (the strategies never see Tune):
 * ``points_to_evaluate`` are proposed first (missing keys drawn at random); with
   ``evaluated_rewards`` they are observations instead and are never trained.
 * Restore: trials in flight at save time stay in flight, since ``Tuner.restore``
-  resumes them under their ids. A trial Tune dropped instead (``resume_unfinished=
-  False``) never reports: when the search has nothing else to propose and no trial has
-  reported for a grace period (10 s, or twice the longest gap seen between two reports
-  of one trial), its architecture is proposed again under a new id. They do not count
-  against the concurrency limit meanwhile.
+  resumes them under their ids; nothing new is proposed until each has reported. A
+  trial Tune dropped instead (``resume_unfinished=False``) never reports: once no trial
+  has reported for a grace period (10 s, or twice the longest gap seen between two
+  consecutive reports of one trial), its architecture is proposed again under a new
+  id, before anything new. (A resumed trial that takes longer than that to report
+  again would be trained twice.)
 """
 
 from __future__ import annotations
@@ -244,14 +245,18 @@ class SteerageSearcher(Searcher):
         self._start()
         if self._finished:
             return Searcher.FINISHED
-        running = len(self.in_flight) - len(self._unconfirmed)
-        if self._max_concurrent is not None and running >= self._max_concurrent:
+        if self._unconfirmed:  # restored: are the trials in flight still running?
+            record = self._dropped_trial()
+            if record is None:
+                return None
+        elif self._max_concurrent is not None and \
+                len(self.in_flight) >= self._max_concurrent:
             return None
-        record = self._next_record()
+        else:
+            record = self._next_record()
         if record is None:
             return Searcher.FINISHED if self._finished else None
         self._trials[trial_id] = self._history.add(record)
-        self._last_report[trial_id] = time.monotonic()
         if self._strategy is not None and hasattr(self._strategy, "after_proposal"):
             self._strategy.after_proposal(self._history)
         return self._tune_config(record)
@@ -556,17 +561,17 @@ class SteerageSearcher(Searcher):
         if isinstance(proposal, Proposal):
             return Record(proposal.config, proposal.codes, proposal.phase, proposal.round,
                           proposal.predicted)
-        dropped = self._dropped_trial()
-        if dropped is not None:
-            return dropped
-        if proposal == DONE and not self._unconfirmed:
+        if proposal == DONE:
             self._finished = True
         return None
 
     def _dropped_trial(self) -> Record | None:
-        """An unconfirmed trial, proposed again, once the grace period has passed."""
-        if not self._unconfirmed:
-            return None
+        """After a restore: once no trial has reported for the grace period, the oldest
+        trial still unconfirmed was dropped by Tune; its architecture is proposed again.
+
+        Tune counted the dropped trial against ``num_samples``, so a default-mode plan
+        sized by ``num_samples`` gives up one proposal for it (its later phases still
+        fit)."""
         grace = max(RESTORE_GRACE_S, 2.0 * self._report_gap)
         if time.monotonic() - self._quiet_since < grace:
             return None
@@ -574,6 +579,10 @@ class SteerageSearcher(Searcher):
         logger.warning("SteerageSearcher: trial %s has not reported since the restore "
                        "(%.0f s); Tune dropped it, its architecture is proposed again",
                        trial_id, grace)
+        plan = self._strategy.plan
+        if self.budget is None and isinstance(plan, GuidedPlan) and plan.total > 1:
+            self._strategy.plan = GuidedPlan.for_budget(plan.total - 1, plan.initial,
+                                                        plan.final)
         return self._forget(trial_id)
 
     def _forget(self, trial_id: str) -> Record:

@@ -45,7 +45,7 @@ from steerage_ray.strategies.candidates import CandidateSet
 from steerage_ray.strategies.history import (DONE, FINAL, GIVEN, INITIAL, WARM_START, History,
                                              Proposal, round_scores, score_row)
 from steerage_ray.strategies.plan import GuidedPlan
-from steerage_ray.strategies.surrogate import BoostedEnsemble
+from steerage_ray.strategies.surrogate import BoostedEnsemble, expected_improvement
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,10 @@ class GuidedStrategy:
                  top_k: int = 4, ees_population: int = 32, ees_generations: int = 10,
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
-                 target_transform: str = "rank") -> None:
+                 target_transform: str = "rank", acquisition: str = "thompson",
+                 kappa: float = 1.0) -> None:
         self.target_transform = target_transform
+        self.acquisition, self.kappa = acquisition, kappa
         self.space, self.plan, self.seed = space, plan, seed
         self.pool = space.encode_many(space.sobol(2048, seed)) if pool is None else pool
         self.constraint = constraint
@@ -152,6 +154,12 @@ class GuidedStrategy:
                 return None
         if exploit:
             score = cands.predictions.mean(axis=0)
+        elif self.acquisition == "ucb":
+            score = cands.predictions.mean(axis=0) + self.kappa * cands.predictions.std(axis=0)
+        elif self.acquisition == "ei":
+            best = float(np.max(self._calibration[0]))
+            score = expected_improvement(cands.predictions.mean(axis=0),
+                                         cands.predictions.std(axis=0), best)
         else:
             member = self._order[self._draws % len(self._order)]
             self._draws += 1
