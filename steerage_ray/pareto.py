@@ -42,3 +42,13 @@ def select_point(points: pd.DataFrame, tolerance: float = 0.0) -> pd.Series:
                                   kind="stable")
     return ranked.iloc[0]
 
+
+
+def non_dominated(values: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``values`` that no other row dominates, every column
+    "higher is better" (negate the columns to minimise). Duplicates of a non-dominated
+    row are all kept. For any number of objectives (the multi-objective global search)."""
+    values = np.asarray(values, dtype=float)
+    keep = [i for i, row in enumerate(values)
+            if not np.any(np.all(values >= row, axis=1) & np.any(values > row, axis=1))]
+    return np.array(keep, dtype=int)

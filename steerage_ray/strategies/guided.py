@@ -64,7 +64,7 @@ class GuidedStrategy:
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
                  target_transform: str = "rank", acquisition: str = "thompson",
-                 kappa: float = 1.0) -> None:
+                 kappa: float = 1.0, keep_top: float = 0.0) -> None:
         self.target_transform = target_transform
         self.acquisition, self.kappa = acquisition, kappa
         self.space, self.plan, self.seed = space, plan, seed
@@ -79,7 +79,8 @@ class GuidedStrategy:
         self.features = FeatureMap(space)
         self.neighbourhood = Neighbourhood(space)
         self.model = BoostedEnsemble(n_members=n_members, n_estimators=n_estimators,
-                                     learning_rate=learning_rate, seed=seed)
+                                     learning_rate=learning_rate, seed=seed,
+                                     keep_top=keep_top)
         self.candidates = CandidateSet(space.n_dims, n_members)
         self._rng = np.random.default_rng([seed, 7])
         self._fitted_on = self._fitted_before = 0
@@ -152,7 +153,7 @@ class GuidedStrategy:
             live = np.ones(len(cands), dtype=bool)
             if not len(cands):
                 return None
-        if exploit:
+        if exploit or self.acquisition == "mean":
             score = cands.predictions.mean(axis=0)
         elif self.acquisition == "ucb":
             score = cands.predictions.mean(axis=0) + self.kappa * cands.predictions.std(axis=0)

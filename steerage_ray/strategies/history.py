@@ -59,6 +59,7 @@ class Record:
     label: float = math.nan  # best finite value reported, signed so higher is better
     fidelity: int = 0  # reports made (Tune's training_iteration)
     results: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)  # every objective, signed (several objectives)
 
     @property
     def key(self) -> bytes:

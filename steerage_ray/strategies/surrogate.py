@@ -36,7 +36,9 @@ class BoostedEnsemble:
     def __init__(self, n_members: int = 8, n_estimators: int = 60,
                  learning_rate: float = 0.15, max_depth: int = 5, num_leaves: int = 16,
                  colsample: float = 0.8, l2: float = 1.0, margin: float = 0.1,
-                 bounds: tuple[float, float] | None = None, seed: int = 0) -> None:
+                 bounds: tuple[float, float] | None = None, seed: int = 0,
+                 keep_top: float = 0.0) -> None:
+        self.keep_top = keep_top
         self.n_members = n_members
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -83,7 +85,11 @@ class BoostedEnsemble:
             members = None
         for member in range(self.n_members) if members is None else members:
             rng = np.random.default_rng([self.seed, member, n])
-            counts = np.bincount(rng.integers(0, n, n), minlength=n) * weights
+            counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+            if self.keep_top:  # every member sees the best rows at least once
+                top = np.argsort(-y)[: max(1, int(np.ceil(self.keep_top * n)))]
+                counts[top] = np.maximum(counts[top], 1.0)
+            counts *= weights
             dataset.set_weight(counts)
             self.standardisation_[member] = (mean, scale)  # each member keeps its own
             self.members_[member] = lgb.train({**params, "seed": self.seed * 1000 + member},
