@@ -678,6 +678,7 @@ class Run:
         n = len(self.points) if n is None else min(n, len(self.points))
         suggest = np.asarray(self.suggest_s[:n]) * 1e3
         complete = np.asarray(self.complete_s[:n]) * 1e3
+        per_trial = suggest + complete  # the driver time one trial costs Tune's loop
         driver = (sum(self.suggest_s) + sum(self.other_suggest_s) + sum(self.complete_s))
         table = get_table(self.table)
         return {
@@ -693,6 +694,8 @@ class Run:
             "suggest_ms_median": float(np.median(suggest)) if len(suggest) else math.nan,
             "suggest_ms_p99": float(np.percentile(suggest, 99)) if len(suggest) else math.nan,
             "complete_ms_median": float(np.median(complete)) if len(complete) else math.nan,
+            "trial_ms_median": float(np.median(per_trial)) if n else math.nan,
+            "trial_ms_p99": float(np.percentile(per_trial, 99)) if n else math.nan,
             "driver_ms_per_trial": 1e3 * driver / max(len(self.points), 1),
             "wall_s": self.wall_s,
         }

@@ -81,13 +81,15 @@ def plan_tasks(tables, searchers, seeds, budgets, prefix: bool) -> list[tuple]:
                     tasks.append((table, searcher, seed, max(budgets), tuple(budgets)))
                 else:
                     tasks.extend((table, searcher, seed, b, (b,)) for b in budgets)
-    weight = {"smac": 100.0, "hyperopt": 3.0, "tpe": 2.0}
+    return sorted(tasks, key=lambda task: -task_cost(task))
 
-    def cost(task):
-        spec = tb.SEARCHERS[task[1]]
-        return -(task[3] * weight.get(task[1], 0.1 if spec.peer else 5.0))
 
-    return sorted(tasks, key=cost)
+def task_cost(task: tuple) -> float:
+    """Rough relative cost of a run (measured ms per trial on this machine), for ordering
+    the pool's work (costly first) and for the progress estimate."""
+    weight = {"smac": 400.0, "hyperopt": 25.0, "tpe": 12.0}
+    spec = tb.SEARCHERS[task[1]]
+    return task[3] * weight.get(task[1], 0.5 if spec.peer else 40.0)
 
 
 def work(task: tuple) -> dict:
@@ -124,7 +126,7 @@ def run_tasks(tasks: list[tuple], jobs: int, keep_trace: bool) -> tuple[list, li
     work.keep_trace = keep_trace
     rows, trace, errors = [], [], []
     began = time.perf_counter()
-    weights = [t[3] * (100 if t[1] == "smac" else 1) for t in tasks]
+    weights = [task_cost(t) for t in tasks]
     total_weight, done_weight = sum(weights), 0
     weight_of = {t: w for t, w in zip(tasks, weights)}
     step = max(1, len(tasks) // 40)
@@ -253,11 +255,14 @@ DETAIL_HEADER = ["table", "searcher", "seeds", "final regret mean ± sd", "media
 
 def timing_rows(runs: pd.DataFrame) -> list[list[str]]:
     rows = []
+    runs = runs[runs["budget"] == runs["run_budget"]]  # each run once, read at its end
     for (searcher, budget), group in runs.groupby(["searcher", "run_budget"]):
         rows.append([searcher, str(budget), str(len(group)),
                      f"{group['suggest_ms_median'].median():.2f}",
                      f"{group['suggest_ms_p99'].median():.1f}",
                      f"{group['complete_ms_median'].median():.2f}",
+                     f"{group['trial_ms_median'].median():.1f}",
+                     f"{group['trial_ms_p99'].median():.1f}",
                      f"{group['driver_ms_per_trial'].median():.1f}",
                      f"{group['wall_s'].median():.2f}"])
     return rows
@@ -265,7 +270,9 @@ def timing_rows(runs: pd.DataFrame) -> list[list[str]]:
 
 TIMING_HEADER = ["searcher", "run budget", "runs", "ms/suggest (median of run medians)",
                  "ms/suggest p99 (median over runs)", "ms/on_trial_complete (median)",
-                 "driver ms/trial (suggest + complete, all calls)", "wall s per run (median)"]
+                 "ms/trial: suggest + complete (median)", "ms/trial p99",
+                 "driver ms/trial (mean, incl. None-returning suggests)",
+                 "wall s per run (median)"]
 
 
 def sanity_lines(stats: pd.DataFrame) -> list[str]:
@@ -360,8 +367,14 @@ def report(runs: pd.DataFrame, heading: str, command: str, wall_min: float | Non
     candidates = [s for s in dict.fromkeys(runs["searcher"]) if tb.is_candidate(s)]
     memory = "" if ram_gib() is None else f", {ram_gib():.0f} GiB RAM"
     wall = "" if wall_min is None else f", {wall_min:.0f} min wall"
+    commands = list(dict.fromkeys(runs["command"].dropna())) if "command" in runs else []
+    if not commands or (len(commands) == 1 and commands[0] == command):
+        ran = f"`{command}` on {today()}{wall}"
+    else:
+        ran = ("Runs of " + "; ".join(f"`{c}`" for c in commands)
+               + f" (merged), reported on {today()}")
     parts = [heading, "",
-             f"`{command}` on {today()}{wall}. Machine: {os.cpu_count()} cores "
+             f"{ran}. Machine: {os.cpu_count()} cores "
              f"({cpu_model()}){memory}, shared with other jobs; Python "
              f"{platform.python_version()}; {versions()}.", "",
              settings_text(runs), ""]
@@ -504,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = (time.perf_counter() - began) / 60
     keys = ["table", "searcher", "seed", "budget"]
     runs = pd.DataFrame(rows)
+    runs["command"] = command.strip()  # which invocation produced a row (see --merge)
     order = {name: i for i, name in enumerate(tb.TABLES)}
     runs = runs.sort_values(keys, key=lambda c: c.map(order) if c.name == "table" else c,
                             kind="stable").reset_index(drop=True)
