@@ -820,7 +820,12 @@ def aggregate(runs) -> "Any":
 
 def comparisons(runs, candidates: Sequence[str] | None = None) -> "Any":
     """Per (table, budget, candidate): the best peer (lowest mean final regret), the ratio
-    of mean regrets candidate / best peer and / TPE, and Mann-Whitney p-values."""
+    of mean regrets candidate / best peer and / TPE, and Mann-Whitney p-values.
+
+    Only a peer run on at least as many seeds as the candidate can be the best peer (a
+    peer run on a few seeds only, such as SMAC when it is too slow for every seed, would
+    otherwise win by luck); ``fewer_seeds_lower`` names such peers whose mean is lower.
+    """
     import pandas as pd
 
     stats = aggregate(runs)
@@ -828,9 +833,6 @@ def comparisons(runs, candidates: Sequence[str] | None = None) -> "Any":
     for (table, budget), group in stats.groupby(["table", "budget"], sort=False):
         peers = group[[not is_candidate(s) for s in group["searcher"]]]
         names = candidates or [s for s in group["searcher"] if is_candidate(s)]
-        if peers.empty:
-            continue
-        best = peers.loc[peers["mean"].idxmin()]
         here = runs[(runs["table"] == table) & (runs["budget"] == budget)]
         regrets = {s: here.loc[here["searcher"] == s, "final_regret"].to_numpy()
                    for s in group["searcher"]}
@@ -839,11 +841,17 @@ def comparisons(runs, candidates: Sequence[str] | None = None) -> "Any":
             if name not in regrets:
                 continue
             mine = group[group["searcher"] == name].iloc[0]
+            eligible = peers[peers["seeds"] >= mine["seeds"]]
+            if eligible.empty:
+                continue
+            best = eligible.loc[eligible["mean"].idxmin()]
+            others = peers[(peers["seeds"] < mine["seeds"]) & (peers["mean"] < best["mean"])]
             row = {"table": table, "budget": budget, "candidate": name,
                    "candidate_mean": mine["mean"], "best_peer": best["searcher"],
                    "best_peer_mean": best["mean"],
                    "ratio": ratio(mine["mean"], best["mean"]),
-                   "p_best_peer": mann_whitney(regrets[name], regrets[best["searcher"]])}
+                   "p_best_peer": mann_whitney(regrets[name], regrets[best["searcher"]]),
+                   "fewer_seeds_lower": ",".join(others["searcher"])}
             if not tpe.empty:
                 row.update(tpe_mean=tpe.iloc[0]["mean"],
                            ratio_tpe=ratio(mine["mean"], tpe.iloc[0]["mean"]),

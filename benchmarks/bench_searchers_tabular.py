@@ -183,8 +183,11 @@ def ratio_rows(comparison: pd.DataFrame, budget: int, candidate: str) -> list[li
     part = comparison[(comparison["budget"] == budget) & (comparison["candidate"] == candidate)]
     rows = []
     for _, row in part.iterrows():
+        lower = row.get("fewer_seeds_lower")
+        note = f" ({lower}: lower mean on fewer seeds)" if isinstance(lower, str) and lower \
+            else ""
         rows.append([row["table"], fmt(row["candidate_mean"]),
-                     f"{row['best_peer']} {fmt(row['best_peer_mean'])}",
+                     f"{row['best_peer']} {fmt(row['best_peer_mean'])}{note}",
                      f"**{fmt(row['ratio'])}**" if row["ratio"] <= TARGET_RATIO
                      else fmt(row["ratio"]), fmt_p(row["p_best_peer"]),
                      fmt(row.get("tpe_mean", math.nan)), fmt(row.get("ratio_tpe", math.nan)),
@@ -229,7 +232,9 @@ def detail_rows(stats: pd.DataFrame, comparison: pd.DataFrame, budget: int) -> l
     rows = []
     part = stats[stats["budget"] == budget]
     for table, group in part.groupby("table", sort=False):
-        best_mean = group[[not tb.is_candidate(s) for s in group["searcher"]]]["mean"].min()
+        best = set(comparison.loc[(comparison["table"] == table)
+                                  & (comparison["budget"] == budget), "best_peer"]) \
+            if len(comparison) else set()
         for _, row in group.iterrows():
             p = ""
             if tb.is_candidate(row["searcher"]):
@@ -239,7 +244,7 @@ def detail_rows(stats: pd.DataFrame, comparison: pd.DataFrame, budget: int) -> l
                 if len(match):
                     p = fmt_p(match.iloc[0]["p_best_peer"])
             mean = f"{fmt(row['mean'])} ± {fmt(row['sd'])}"
-            if not tb.is_candidate(row["searcher"]) and row["mean"] == best_mean:
+            if row["searcher"] in best:
                 mean = f"**{mean}**"
             rows.append([table, row["searcher"], str(row["seeds"]), mean, fmt(row["median"]),
                          fmt(row["incumbent"]), f"{row['suggest_ms']:.2f}",

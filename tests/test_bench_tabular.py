@@ -307,3 +307,21 @@ class _RecordingEvolution(tb.RegularizedEvolution):
         config = super().suggest(trial_id)
         _TUNER_PROPOSALS.append(config)
         return config
+
+
+def test_best_peer_needs_as_many_seeds_and_ratios_handle_zero_regret():
+    import pandas as pd
+
+    rows = []
+    for searcher, regrets in {"steerage": [2, 2, 2, 2], "tpe": [1, 1, 2, 2],
+                              "random": [3, 4, 5, 6], "smac": [0.5]}.items():
+        rows += [{"table": "t", "budget": 100, "searcher": searcher, "seed": i,
+                  "final_regret": r, "incumbent_regret": r, "suggest_ms_median": 1.0,
+                  "driver_ms_per_trial": 1.0, "mean_in_flight": 4.0, "distinct": 100}
+                 for i, r in enumerate(regrets)]
+    row = tb.comparisons(pd.DataFrame(rows)).iloc[0]
+    assert row["best_peer"] == "tpe" and row["ratio"] == pytest.approx(2 / 1.5)
+    assert row["fewer_seeds_lower"] == "smac"  # lower mean, but on one seed only
+    assert row["ratio_tpe"] == row["ratio"]
+    assert tb.ratio(0.0, 0.0) == 1.0 and tb.ratio(1.0, 0.0) == math.inf
+    assert math.isnan(tb.mann_whitney([0, 0], [0, 0]))
