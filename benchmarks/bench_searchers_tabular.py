@@ -195,6 +195,26 @@ def ratio_rows(comparison: pd.DataFrame, budget: int, candidate: str) -> list[li
     return rows
 
 
+def summary_rows(comparison: pd.DataFrame, candidate: str, budgets) -> list[list[str]]:
+    """Per table, per budget: ratio to the best peer (best peer, p) and ratio to TPE."""
+    part = comparison[comparison["candidate"] == candidate]
+    rows = []
+    for table in dict.fromkeys(part["table"]):
+        cells = [table]
+        for budget in budgets:
+            match = part[(part["table"] == table) & (part["budget"] == budget)]
+            if match.empty:
+                cells.append("")
+                continue
+            row = match.iloc[0]
+            value = fmt(row["ratio"])
+            value = f"**{value}**" if row["ratio"] <= TARGET_RATIO else value
+            cells.append(f"{value} ({row['best_peer']}, p {fmt_p(row['p_best_peer'])}); "
+                         f"TPE {fmt(row.get('ratio_tpe', math.nan))}")
+        rows.append(cells)
+    return rows
+
+
 RATIO_HEADER = ["table", "candidate mean regret", "best peer: mean regret", "ratio",
                 "p (best peer)", "TPE mean regret", "ratio to TPE", "p (TPE)"]
 
@@ -312,9 +332,21 @@ def versions() -> str:
     return ", ".join(out)
 
 
+TABLES_HEADER = ["table", "package table", "encoding", "configs", "metric", "optimum",
+                 "dimensions (values; o = ordered index, c = choice)"]
+
+
+def table_row(name: str) -> list[str]:
+    table = tb.get_table(name)
+    cls = type(table.bench).__name__
+    dims = ", ".join(f"{d.name} {len(d.values)}{'o' if d.ordered else 'c'}"
+                     for d in table.dims)
+    return [name, f'{cls}("{table.dataset}")', table.encoding, str(table.size),
+            f"{table.metric} ({table.mode})", f"{table.optimum:.6g}", dims]
+
+
 def settings_text(runs: pd.DataFrame) -> str:
     tables = list(dict.fromkeys(runs["table"]))
-    described = "; ".join(tb.get_table(t).describe() for t in tables)
     seeds = sorted(runs["seed"].unique())
     spans = _spans(seeds)
     searchers = list(dict.fromkeys(runs["searcher"]))
@@ -322,8 +354,7 @@ def settings_text(runs: pd.DataFrame) -> str:
                       if s in tb.SEARCHERS)
     prefixed = sorted(set(runs.loc[runs["run_budget"] != runs["budget"], "searcher"]))
     return "\n\n".join([
-        f"Tables ({len(tables)}; dimension sizes, o = ordered index dimension, c = choice): "
-        f"{described}.",
+        markdown_table(TABLES_HEADER, [table_row(t) for t in tables]),
         "Each evaluation is the package's own lookup, which returns one stored training "
         "seed drawn by the package's rng (reseeded per run): that is the noise searchers "
         "see. True value = mean over the table's stored seeds; optimum = best true value "
@@ -383,6 +414,13 @@ def report(runs: pd.DataFrame, heading: str, command: str, wall_min: float | Non
              f"({cpu_model()}){memory}, shared with other jobs; Python "
              f"{platform.python_version()}; {versions()}.", "",
              settings_text(runs), ""]
+    for candidate in candidates:
+        summary = summary_rows(comparison, candidate, budgets)
+        if summary:
+            parts += [f"### Summary: {candidate} mean final regret / best peer's", "",
+                      markdown_table(["table", *(f"budget {b}" for b in budgets)], summary),
+                      ""]
+            parts += [f"- {target_line(comparison, b, candidate)}" for b in budgets] + [""]
     for budget in budgets:
         parts += [f"### Budget {budget}", ""]
         for candidate in candidates:

@@ -260,6 +260,7 @@ def test_cli_runs_the_quick_mode_and_builds_the_report(tmp_path, capsys):
     text = bench.report(runs, "## Test", "python x", 1.0)
     assert "### Budget 10" in text and "### Budget 20" in text
     assert "steerage-tiny vs the best peer" in text
+    assert "### Summary: steerage-tiny mean final regret / best peer's" in text
     comparison = tb.comparisons(runs)
     assert set(comparison["best_peer"]) <= {"random", "re", "ls"}
 
