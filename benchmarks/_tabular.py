@@ -686,7 +686,9 @@ class Run:
             "searcher": self.searcher, "seed": self.seed,
             "budget": budget or self.budget, "run_budget": self.budget, "evaluations": n,
             "finished_early": self.finished_early,
-            "final_regret": self.best_so_far(n), "incumbent_regret": self.incumbent(n),
+            # 8 significant digits, as in the CSV: equal true values (ties for Mann-Whitney)
+            # stay equal however the float means were summed, in memory and on disk alike
+            "final_regret": _g8(self.best_so_far(n)), "incumbent_regret": _g8(self.incumbent(n)),
             "best_true": table.optimum - self.best_so_far(n) if table.mode == "max"
             else table.optimum + self.best_so_far(n),
             "distinct": len(set(self.points[:n])),
@@ -699,6 +701,10 @@ class Run:
             "driver_ms_per_trial": 1e3 * driver / max(len(self.points), 1),
             "wall_s": self.wall_s,
         }
+
+
+def _g8(value: float) -> float:
+    return float(f"{value:.8g}")
 
 
 def make_searcher(name: str, seed: int):

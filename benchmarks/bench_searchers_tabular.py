@@ -353,6 +353,15 @@ def settings_text(runs: pd.DataFrame) -> str:
     peers = "; ".join(f"`{s}`: {tb.SEARCHERS[s].description}" for s in searchers
                       if s in tb.SEARCHERS)
     prefixed = sorted(set(runs.loc[runs["run_budget"] != runs["budget"], "searcher"]))
+    partial = []
+    for searcher, group in runs.groupby("searcher", sort=False):
+        own_seeds, own_tables = sorted(group["seed"].unique()), set(group["table"])
+        own_budgets = sorted(group["budget"].unique())
+        if own_seeds != seeds or own_tables != set(tables) or own_budgets != sorted(
+                runs["budget"].unique()):
+            partial.append(f"`{searcher}` ran only on seeds {_spans(own_seeds)}, budgets "
+                           f"{', '.join(map(str, own_budgets))}, tables "
+                           f"{', '.join(t for t in tables if t in own_tables)}")
     return "\n\n".join([
         markdown_table(TABLES_HEADER, [table_row(t) for t in tables]),
         "Each evaluation is the package's own lookup, which returns one stored training "
@@ -374,6 +383,9 @@ def settings_text(runs: pd.DataFrame) -> str:
         "(`on_trial_result` + `on_trial_complete`). No Ray cluster. A suggestion that is "
         "not exactly one config of the table aborts the run (never credited).",
         f"Seeds {spans} (searcher seed = run seed). Searchers: {peers}."
+        + (f" {'; '.join(partial)} (a peer with fewer seeds than the candidate cannot be "
+           f"its best peer; the ratio tables note where its mean is lower)."
+           if partial else "")
         + (f" Read as prefixes of the largest-budget run (their proposals do not depend on "
            f"num_samples): {', '.join(prefixed)}." if prefixed else ""),
         "Mean ± sample sd and median over seeds; p = two-sided Mann-Whitney U (scipy) of "
