@@ -453,7 +453,11 @@ class SmacSearch(_PeerSearcher):
     """SMAC3's random-forest BO (``HyperparameterOptimizationFacade``, its defaults) through
     ask/tell. Ordered index dimensions become ``Integer``, choices ``Categorical``.
     ``Scenario(n_trials=num_samples, seed=seed)``; ``deterministic`` stays at SMAC's
-    default (False), so SMAC may re-evaluate configs (its intensification)."""
+    default (False), so SMAC may re-evaluate configs (its intensification). Its initial
+    design scales with ``n_trials``, so it runs every budget separately. Its proposals
+    also depend on Python's string hashing: fix ``PYTHONHASHSEED`` (the script re-runs
+    itself with 0) for the same numbers from the same seed. About 1 s of driver time per
+    trial (p99 over 10 s: forest refit and acquisition search) on this machine."""
 
     def __init__(self, seed: int = 0, n_jobs: int | None = 1, **scenario_kwargs):
         super().__init__(seed)
