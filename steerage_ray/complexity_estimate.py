@@ -20,8 +20,8 @@ from steerage_ray.checks import config_integer, integer, is_integer, is_number
 from steerage_ray.data.reduction import reduced_dimension
 from steerage_ray.families import check_family
 
-__all__ = ["Complexity", "ResourceConstraint", "estimate_complexity", "estimate_flops",
-           "estimate_params", "model_input_shape"]
+__all__ = ["ArchitectureCosts", "Complexity", "ResourceConstraint", "estimate_complexity",
+           "estimate_flops", "estimate_params", "model_input_shape"]
 
 _STAGE_STRIDES = (1, 2, 2, 2)
 _BOTTLENECK_EXPANSION = 4
@@ -118,6 +118,26 @@ class ResourceConstraint:
         cost = estimate_complexity(self.family, config, self.input_shape, self.n_classes)
         return ((self.max_params is None or cost.params <= self.max_params)
                 and (self.max_flops is None or cost.flops <= self.max_flops))
+
+
+@dataclass(frozen=True)
+class ArchitectureCosts:
+    """``cost_fn`` for the multi-objective search: an architecture's ``params`` and
+    ``flops`` (the built model's dense counts, exactly), computed instead of learned."""
+
+    family: str
+    input_shape: tuple[int, ...]
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        check_family(self.family)
+        model_input_shape(self.family, {}, self.input_shape)  # validates input_shape
+        integer(self.n_classes, "n_classes", 1)
+
+    def __call__(self, config: Mapping[str, object]) -> dict[str, float]:
+        cost = estimate_complexity(self.family, config, self.input_shape, self.n_classes)
+        return {"params": float(cost.params), "flops": float(cost.flops)}
 
 
 def _ffnn(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:

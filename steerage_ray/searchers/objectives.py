@@ -100,6 +100,10 @@ class CostTable:
         return np.array([self._cache[row.tobytes()] for row in codes]).reshape(
             len(codes), len(self.computed))
 
+    def named(self, codes: np.ndarray) -> dict[str, float]:
+        """The signed computed objectives of one architecture, by name."""
+        return dict(zip((o.name for o in self.computed), self(codes[None, :])[0]))
+
     def values(self, config: Mapping[str, Any]) -> dict[str, float]:
         """The unsigned computed objectives of one config, checked."""
         costs = self.cost_fn(dict(config))

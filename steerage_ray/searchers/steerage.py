@@ -33,26 +33,29 @@ What the adapter decides (the strategies never see Tune):
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import pickle
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from ray import cloudpickle
-from ray.tune.result import AUTO_RESULT_KEYS, TRAINING_ITERATION
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 
 from steerage_ray.checks import integer as _integer
 from steerage_ray.checks import optional_integer as _optional_integer
 from steerage_ray.complexity_estimate import ResourceConstraint
+from steerage_ray.pareto import non_dominated
 from steerage_ray.predictor import AccuracyPredictor
+from steerage_ray.searchers import arguments
+from steerage_ray.searchers.objectives import (CostTable, Objective, check_metric_mode,
+                                               objectives, split_objectives)
 from steerage_ray.searchers.tune_space import from_tune
 from steerage_ray.space import SearchSpace, flatten_config, get_preset, unflatten_config
 from steerage_ray.strategies import DONE, round_scores
@@ -60,14 +63,13 @@ from steerage_ray.strategies.guided import GuidedStrategy
 from steerage_ray.strategies.history import (COMPLETED, FAILED, FINAL, GIVEN, INITIAL, RUNNING,
                                              WARM_START, History, Proposal, Record)
 from steerage_ray.strategies.paper import PaperStrategy
+from steerage_ray.strategies.pareto import ParetoStrategy
 from steerage_ray.strategies.plan import (ALGORITHMS, DEFAULT_BUDGET, GUIDED_ONLY, PAPER_ONLY,
                                           GuidedPlan, SearchPlan, resolve_plan)
 
 logger = logging.getLogger(__name__)
 
 RESTORE_GRACE_S = 10.0
-_TUNE_BOOKKEEPING = frozenset(AUTO_RESULT_KEYS) | {
-    "done", "trial_id", "experiment_tag", "should_checkpoint", "iterations_since_restore"}
 
 
 class SteerageSearcher(Searcher):
@@ -79,7 +81,9 @@ class SteerageSearcher(Searcher):
             ``set_search_properties``). Nested Tune dicts are searched flat
             (``"a/b"`` keys) and handed back nested.
         metric, mode: what to optimise (``mode`` ``"max"`` or ``"min"``); may come from
-            ``TuneConfig`` instead.
+            ``TuneConfig`` instead. Lists (``["val_acc", "params"]``, ``["max",
+            "min"]``) search for the Pareto front of several objectives (default mode
+            only); see ``pareto_front``.
         algorithm: ``"steerage"`` (default) or ``"paper"`` (see the module docstring).
         budget: total trials; when None, Tune's ``num_samples`` is used, and when that
             is -1 too, 401 trials (the paper's 100 random + 3 x 100 guided + 1 final).
@@ -92,6 +96,9 @@ class SteerageSearcher(Searcher):
             ``{"epochs": 50}`` to train the winners longer).
         constraint: optional ``ResourceConstraint`` (parameter/FLOP budget, or any object
             with ``is_feasible(config)``); infeasible architectures are never proposed.
+        cost_fn: ``config -> {name: value}`` for objectives known before training
+            (parameters, FLOPs, a latency estimate): those objectives are computed
+            exactly for every candidate, never predicted; the others come from trials.
         points_to_evaluate: configs (possibly partial) to train first, as in
             ``OptunaSearch``. ``evaluated_rewards``: their metric values, which makes
             them observations that are never trained.
@@ -120,6 +127,7 @@ class SteerageSearcher(Searcher):
         final_count: int | None = None,
         final_config: Mapping[str, Any] | None = None,
         constraint: ResourceConstraint | None = None,
+        cost_fn: Callable[[dict], Mapping[str, float]] | None = None,
         points_to_evaluate: Sequence[Mapping] | None = None,
         evaluated_rewards: Sequence[float] | None = None,
         count: int = 2048,
@@ -132,7 +140,7 @@ class SteerageSearcher(Searcher):
         ees_generations: int | None = None,
         mutation_prob: float | None = None,
     ) -> None:
-        _check_metric_mode(metric, mode)
+        check_metric_mode(metric, mode)
         super().__init__(metric=metric, mode=mode)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
@@ -154,8 +162,8 @@ class SteerageSearcher(Searcher):
                                                                      "final_count", 0)
         self.ees_population = _optional_integer(ees_population, "ees_population", 1)
         self.ees_generations = _optional_integer(ees_generations, "ees_generations", 0)
-        self.mutation_prob = _fraction(mutation_prob, "mutation_prob", closed=True)
-        self.refit_fraction = _fraction(refit_fraction, "refit_fraction", closed=False)
+        self.mutation_prob = arguments.fraction_or_none(mutation_prob, "mutation_prob", closed=True)
+        self.refit_fraction = arguments.fraction_or_none(refit_fraction, "refit_fraction", closed=False)
         if final_config is not None and not isinstance(final_config, Mapping):
             raise ValueError(f"final_config must be a dict of config overrides (e.g. "
                              f"{{'epochs': 50}}) or None, got {final_config!r}")
@@ -164,12 +172,19 @@ class SteerageSearcher(Searcher):
             raise ValueError(f"constraint must be a ResourceConstraint (an object with "
                              f"is_feasible(config) -> bool) or None, got {constraint!r}")
         self.constraint = constraint
-        self.predictor_params = _predictor_params(predictor_params)
+        if cost_fn is not None and not callable(cost_fn):
+            raise ValueError(f"cost_fn must be a function config -> {{objective: value}} "
+                             f"(e.g. parameters known before training), got {cost_fn!r}")
+        self.cost_fn = cost_fn
+        self._check_objectives()
+        self.predictor_params = arguments.predictor_params(predictor_params)
         self._sizes = dict(iter_count=iter_count, iterations=iterations,
                            final_count=final_count)
         self._plan_for(self.budget)  # validates the sizes early
-        self._points = _points(points_to_evaluate, evaluated_rewards)
+        self._points = arguments.given_points(points_to_evaluate, evaluated_rewards)
         self._space: SearchSpace | None = None
+        self._objective_split: tuple | None = None
+        self._costs: CostTable | None = None
         self._pool = np.empty((0, 0))
         self._nested = False
         self._list_keys: frozenset[str] = frozenset()
@@ -197,14 +212,14 @@ class SteerageSearcher(Searcher):
         Returns False when the searcher already has a space (Tune then rejects a
         ``param_space`` that still holds search domains), True when it adopted Tune's.
         """
-        _check_metric_mode(metric, mode)
+        check_metric_mode(metric, mode)
         self._metric = self._metric or metric
         self._mode = self._mode or mode
         if self._strategy is not None:
             self._continue_in_a_new_experiment()
         num_samples = spec.get("num_samples")
         if isinstance(num_samples, Integral) and 0 < num_samples < sys.maxsize:
-            self._repeat = _repeat_factor(self)
+            self._repeat = arguments.repeat_factor(self)
             self._num_samples = max(1, int(num_samples) // self._repeat)
             if self.budget is not None and self.budget > self._num_samples:
                 raise ValueError(f"budget={self.budget} exceeds Tune's num_samples="
@@ -214,6 +229,7 @@ class SteerageSearcher(Searcher):
         if adopted:
             self._set_space(config)
         self._require_ready()
+        self._check_objectives()
         self._check_pool()  # also resolves (and so validates) the plan before any trial
         return adopted
 
@@ -256,6 +272,8 @@ class SteerageSearcher(Searcher):
             record = self._next_record()
         if record is None:
             return Searcher.FINISHED if self._finished else None
+        if self._costs is not None:  # computed objectives are known before training
+            record.values.update(self._costs.named(record.codes))
         self._trials[trial_id] = self._history.add(record)
         if self._strategy is not None and hasattr(self._strategy, "after_proposal"):
             self._strategy.after_proposal(self._history)
@@ -266,8 +284,8 @@ class SteerageSearcher(Searcher):
         self._heard_from(trial_id)
         if record is None or record.status != RUNNING:
             return
-        record.label = self._better(record.label, result.get(self._metric))
-        record.fidelity = max(record.fidelity, _as_int(result.get(TRAINING_ITERATION)))
+        self._absorb(record, record.values, result)
+        record.fidelity = max(record.fidelity, arguments.as_int(result.get(TRAINING_ITERATION)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -280,14 +298,17 @@ class SteerageSearcher(Searcher):
                          trial_id)
             return
         result = result or {}
-        label = math.nan if error else self._better(
-            record.label if record.status == RUNNING else math.nan, result.get(self._metric))
-        if record.status != RUNNING and (error or not math.isfinite(label)):
+        running = record.status == RUNNING
+        values = dict(record.values) if running else \
+            {k: v for k, v in record.values.items() if k not in self._trained_names()}
+        values = self._fold(values, {} if error else result)
+        if error:
+            values.update(dict.fromkeys(self._trained_names(), math.nan))
+        if not running and not self._complete(values):
             return  # a re-run of a finished trial that brought nothing new
-        record.label = label
-        record.status = COMPLETED if math.isfinite(label) else FAILED
-        record.fidelity = max(record.fidelity, _as_int(result.get(TRAINING_ITERATION)))
-        record.results = _reported_values(result, self._metric)
+        record.status = COMPLETED if self._absorb(record, values, {}) else FAILED
+        record.fidelity = max(record.fidelity, arguments.as_int(result.get(TRAINING_ITERATION)))
+        record.results = arguments.reported_values(result, self._goal_names())
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
                             pruned: bool = False,
@@ -301,18 +322,23 @@ class SteerageSearcher(Searcher):
         early-stopped trial.
         """
         self._require_ready()
-        flat = flatten_config(_hashable(dict(parameters)))
+        flat = flatten_config(arguments.hashable(dict(parameters)))
         missing = [name for name in self._space.names if name not in flat]
         if missing:
             raise ValueError(f"parameters lack the search-space keys {missing}; give every "
                              f"dimension of the space")
         config = {**{name: flat[name] for name in self._space.names}, **self._space.constants}
         codes = self._space.encode_many([config])[0]
-        label = math.nan if error else self._better(math.nan, value)
-        self._history.add(Record(
-            self._space.decode_codes(codes[None, :])[0], codes, WARM_START, -1,
-            status=COMPLETED if math.isfinite(label) else FAILED, label=label,
-            fidelity=len(intermediate_values or ())))
+        record = Record(self._space.decode_codes(codes[None, :])[0], codes, WARM_START, -1,
+                        fidelity=len(intermediate_values or ()))
+        reported = {} if error else self._named_values(value)
+        complete = self._absorb(record, {}, reported)
+        record.status = COMPLETED if complete else FAILED
+        if self.cost_fn is not None and len(self._goal) > 1:
+            self._split()  # the computed objectives of a warm start come from cost_fn
+            if self._costs is not None:
+                record.values.update(self._costs.named(codes))
+        self._history.add(record)
 
     # ------------------------------------------------------------ persistence
     def get_state(self) -> dict:
@@ -397,14 +423,16 @@ class SteerageSearcher(Searcher):
         """Every known architecture: warm starts and given points, then trials, in the
         order they entered the search.
 
-        Columns: ``trial_id``, ``phase``, ``round``, ``status``, ``metric`` (the label,
-        in the metric's own direction), ``predicted`` (the predictor's score before
-        training; NaN for the initial design), ``iterations`` (Tune's
-        ``training_iteration``: reports made, fewer for trials a scheduler stopped
-        early), the trial's other reported values (e.g. ``test_acc``, ``params``) and
-        ``config/<key>`` for each architecture key.
+        Columns: ``trial_id``, ``phase``, ``round``, ``status``, ``metric`` (the label:
+        the best value the trial reported of the (first trained) metric, in its own
+        direction), ``predicted`` (the predictor's score before training; NaN for the
+        initial design), ``iterations`` (Tune's ``training_iteration``: reports made,
+        fewer for trials a scheduler stopped early), the trial's other reported values
+        (e.g. ``test_acc``, ``params``), with several objectives one column per
+        objective, and ``config/<key>`` for each architecture key.
         """
         ids = {id(record): tid for tid, record in self._trials.items()}
+        several = self._metric is not None and len(self._goal) > 1
         rows = []
         for record in self._history.records:
             row = {"trial_id": ids.get(id(record)), "phase": record.phase,
@@ -412,6 +440,8 @@ class SteerageSearcher(Searcher):
                    "metric": self._unsign(record.label),
                    "predicted": self._unsign(record.predicted),
                    "iterations": record.fidelity, **record.results}
+            if several:
+                row.update(self._objective_values(record))
             row.update({f"config/{k}": v for k, v in self._plain(record.config).items()})
             rows.append(row)
         columns = ["trial_id", "phase", "round", "status", "metric", "predicted",
@@ -428,7 +458,25 @@ class SteerageSearcher(Searcher):
         return {"trial_id": trial_id, "phase": record.phase, "round": record.round,
                 "status": record.status, "predicted": self._unsign(record.predicted),
                 "iterations": record.fidelity, "config": self._tune_config(record),
-                "result": {self._metric: self._unsign(record.label), **record.results}}
+                "result": {**record.results, **self._objective_values(record)}}
+
+    @property
+    def pareto_front(self) -> pd.DataFrame:
+        """The trained architectures no other trained one beats on every objective
+        (rows of :attr:`observations`, best first objective first). With one objective
+        it is the best trial (ties included)."""
+        obs = self.observations
+        if obs.empty or self._metric is None:
+            return obs
+        names = list(self._goal_names()) if len(self._goal) > 1 else ["metric"]
+        done = obs[(obs["status"] == COMPLETED) & obs[names].notna().all(axis=1)]
+        signs = [o.sign for o in self._goal]
+        front = done.iloc[non_dominated(done[names].to_numpy(float) * signs)]
+        return front.sort_values(names[0], ascending=signs[0] < 0, kind="stable")
+
+    def _objective_values(self, record: Record) -> dict:
+        """Every objective of a record in its own direction (NaN when unknown)."""
+        return {o.name: o.sign * record.values.get(o.name, math.nan) for o in self._goal}
 
     @property
     def round_scores(self) -> pd.DataFrame:
@@ -448,8 +496,8 @@ class SteerageSearcher(Searcher):
         elif isinstance(space, str):
             resolved = get_preset(space)
         elif isinstance(space, Mapping):
-            self._list_keys = _list_choice_keys(space)
-            resolved = from_tune(_hashable(dict(space)))
+            self._list_keys = arguments.list_choice_keys(space)
+            resolved = from_tune(arguments.hashable(dict(space)))
             from_tune_config = True
         else:
             raise ValueError(f"space must be a SearchSpace, a preset name or a Tune "
@@ -471,7 +519,7 @@ class SteerageSearcher(Searcher):
         """Given points become warm starts (with rewards) or the first proposals."""
         rng = np.random.default_rng([self.seed, 11])
         for config, reward in self._points:
-            flat = flatten_config(_hashable(dict(config)))
+            flat = flatten_config(arguments.hashable(dict(config)))
             unknown = sorted(set(flat) - set(self._space.names) - set(self._space.constants))
             if unknown:
                 raise ValueError(f"points_to_evaluate: {unknown[0]!r} is not a key of the "
@@ -503,17 +551,23 @@ class SteerageSearcher(Searcher):
         if self.algorithm == "paper":
             self._strategy = PaperStrategy(
                 space, plan, codes, seed=self.seed,
-                ees_population=_default(self.ees_population, 100),
-                ees_generations=_default(self.ees_generations, 200),
-                mutation_prob=_default(self.mutation_prob, 0.1),
-                refit_fraction=_default(self.refit_fraction, 1.0),
+                ees_population=arguments.default(self.ees_population, 100),
+                ees_generations=arguments.default(self.ees_generations, 200),
+                mutation_prob=arguments.default(self.mutation_prob, 0.1),
+                refit_fraction=arguments.default(self.refit_fraction, 1.0),
                 constraint=self.constraint, predictor_params=self.predictor_params)
         else:
-            self._strategy = GuidedStrategy(
-                space, plan, seed=self.seed, pool=codes, constraint=self.constraint,
-                ees_population=_default(self.ees_population, 32),
-                ees_generations=_default(self.ees_generations, 10),
-                mutation_prob=_default(self.mutation_prob, 0.2))
+            options = dict(seed=self.seed, pool=codes, constraint=self.constraint,
+                           ees_population=arguments.default(self.ees_population, 32),
+                           ees_generations=arguments.default(self.ees_generations, 10),
+                           mutation_prob=arguments.default(self.mutation_prob, 0.2))
+            trained, computed = self._split()
+            if len(self._goal) == 1:
+                self._strategy = GuidedStrategy(space, plan, **options)
+            else:
+                self._strategy = ParetoStrategy(
+                    space, plan, trained=[o.name for o in trained], computed=self._costs,
+                    n_computed=len(computed), **options)
         source = ("budget" if self.budget is not None else "Tune's num_samples"
                   if self._num_samples is not None else
                   f"no budget and num_samples=-1: the default of {DEFAULT_BUDGET} trials")
@@ -603,23 +657,75 @@ class SteerageSearcher(Searcher):
         self._last_report[trial_id] = now
 
     # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ objectives
+    def _check_objectives(self) -> None:
+        if self._metric is None or self._mode is None:
+            return
+        goal = objectives(self._metric, self._mode)
+        if len(goal) > 1 and self.algorithm == "paper":
+            raise ValueError("several objectives (metric=[...]) need algorithm='steerage'; "
+                             "paper mode optimises one metric")
+
     @property
-    def _sign(self) -> float:
-        return 1.0 if self._mode == "max" else -1.0
+    def _goal(self) -> tuple[Objective, ...]:
+        return objectives(self._metric, self._mode)
+
+    def _goal_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self._goal)
+
+    def _split(self) -> tuple[tuple[Objective, ...], tuple[Objective, ...]]:
+        """(trained, computed) objectives, decided once (``cost_fn`` is asked once)."""
+        if self._objective_split is None:
+            trained, computed = split_objectives(self._goal, self._space, self.cost_fn)
+            self._objective_split = (trained, computed)
+            self._costs = CostTable(self._space, self.cost_fn, computed) if computed else None
+        return self._objective_split
+
+    def _trained_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self._split()[0])
+
+    def _fold(self, values: dict, result: Mapping) -> dict:
+        """``values`` with a result's trained objectives folded in (each objective keeps
+        the best value reported; NaN until a finite one arrives)."""
+        values = dict(values)
+        for objective in self._split()[0]:
+            values[objective.name] = objective.better(values.get(objective.name, math.nan),
+                                                      result.get(objective.name))
+        return values
+
+    def _absorb(self, record: Record, values: dict, result: Mapping) -> bool:
+        """Store ``values`` + ``result`` in ``record`` (the first trained objective is
+        its label); whether every trained objective now has a finite value."""
+        record.values = self._fold(values, result)
+        record.label = record.values[self._split()[0][0].name]
+        return self._complete(record.values)
+
+    def _complete(self, values: dict) -> bool:
+        return all(math.isfinite(values.get(name, math.nan)) for name in self._trained_names())
+
+    def _named_values(self, value: Any) -> dict:
+        """A warm start's reported value(s) by objective name: one number for one
+        objective; a dict, or a list in ``metric`` order, for several."""
+        names = self._goal_names()
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, (list, tuple)):
+            if len(value) != len(names):
+                raise ValueError(f"value has {len(value)} entries for the {len(names)} "
+                                 f"objectives {list(names)}")
+            return dict(zip(names, value))
+        if len(names) > 1:
+            raise ValueError(f"value must give every objective {list(names)} (a dict or "
+                             f"a list), got {value!r}")
+        return {names[0]: value}
 
     def _unsign(self, label: float) -> float:
-        return label if not math.isfinite(label) else self._sign * label
-
-    def _better(self, current: float, value: Any) -> float:
-        """The better of a running label and a newly reported value (NaN-aware)."""
-        if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
-            return current
-        value = self._sign * float(value)
-        return value if not math.isfinite(current) else max(current, value)
+        """A signed label of the first trained objective in its own direction."""
+        return label if not math.isfinite(label) else self._split()[0][0].sign * label
 
     def _plain(self, config: Mapping[str, Any]) -> dict:
         """A config with list-valued choices handed back as lists."""
-        return {k: _as_list(v) if k in self._list_keys else v for k, v in config.items()}
+        return {k: arguments.as_list(v) if k in self._list_keys else v for k, v in config.items()}
 
     def _tune_config(self, record: Record) -> dict:
         """The config Tune receives: every key filled with a plain value."""
@@ -627,112 +733,3 @@ class SteerageSearcher(Searcher):
         if record.phase == FINAL:
             config.update(flatten_config(self.final_config))
         return unflatten_config(config) if self._nested else config
-
-
-def _repeat_factor(searcher: SteerageSearcher) -> int:
-    """The ``repeat`` of a ``Repeater`` wrapping ``searcher`` (1 without one).
-
-    Repeater hands Tune's ``num_samples`` through unchanged but asks its searcher only
-    once per group of ``repeat`` trials; the caller chain of ``set_search_properties``
-    is the one place where the wrapper is visible.
-    """
-    from ray.tune.search import Repeater
-
-    frame = inspect.currentframe()
-    for _ in range(8):
-        frame = frame.f_back if frame is not None else None
-        if frame is None:
-            break
-        caller = frame.f_locals.get("self")
-        if isinstance(caller, Repeater) and caller.searcher is searcher:
-            return max(1, int(caller.repeat))
-    return 1
-
-
-def _check_metric_mode(metric: Any, mode: Any) -> None:
-    if mode is not None and mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    if metric is not None and (not isinstance(metric, str) or not metric):
-        raise ValueError(f"metric must be the name (a non-empty str) of one reported "
-                         f"result, got {metric!r}; SteerageSearcher optimises one metric")
-
-
-def _fraction(value: Any, field: str, closed: bool) -> float | None:
-    """None, or a number in [0, 1] (``closed``) or (0, 1]."""
-    if value is None:
-        return None
-    low_ok = (value >= 0.0) if closed else (value > 0.0)
-    if not isinstance(value, Real) or isinstance(value, bool) or not (low_ok and value <= 1):
-        interval = "[0, 1]" if closed else "(0, 1]"
-        raise ValueError(f"{field} must be a number in {interval}, got {value!r}")
-    return float(value)
-
-
-def _default(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def _predictor_params(params: Mapping[str, Any] | None) -> dict:
-    params = dict(params or {})
-    try:
-        AccuracyPredictor(**params)
-    except TypeError as error:
-        raise ValueError(f"predictor_params has an unknown key ({error}); accepted: "
-                         f"{sorted(AccuracyPredictor().get_params())}") from None
-    return params
-
-
-def _points(points: Sequence[Mapping] | None,
-            rewards: Sequence[float] | None) -> list[tuple[dict, float | None]]:
-    """``points_to_evaluate`` paired with their ``evaluated_rewards`` (None: untrained)."""
-    if points is None:
-        if rewards is not None:
-            raise ValueError("evaluated_rewards needs points_to_evaluate (one reward per "
-                             "point)")
-        return []
-    if isinstance(points, Mapping) or not isinstance(points, Sequence) \
-            or not all(isinstance(p, Mapping) for p in points):
-        raise ValueError(f"points_to_evaluate must be a list of config dicts, got {points!r}")
-    if rewards is not None and len(rewards) != len(points):
-        raise ValueError(f"evaluated_rewards has {len(rewards)} values for "
-                         f"{len(points)} points_to_evaluate; give one per point")
-    return [(dict(p), None if rewards is None else rewards[i]) for i, p in enumerate(points)]
-
-
-def _hashable(value: Any) -> Any:
-    """Lists (e.g. ``tune.choice([[16, 16], [32, 32]])`` entries) as tuples, recursively."""
-    from ray.tune.search.sample import Categorical
-
-    if isinstance(value, Categorical):
-        copy = Categorical([_hashable(c) for c in value.categories])
-        return copy.uniform() if value.sampler is None else copy
-    if isinstance(value, Mapping):
-        return {k: _hashable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    return value
-
-
-def _as_list(value: Any) -> Any:
-    return [_as_list(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _list_choice_keys(param_space: Mapping) -> frozenset[str]:
-    """Flat keys of ``tune.choice`` domains with list-valued choices."""
-    from ray.tune.search.sample import Categorical
-
-    return frozenset(key for key, domain in flatten_config(dict(param_space)).items()
-                     if isinstance(domain, Categorical)
-                     and any(isinstance(c, (list, tuple)) for c in domain.categories))
-
-
-def _as_int(value: Any) -> int:
-    return int(value) if isinstance(value, Real) and math.isfinite(value) else 0
-
-
-def _reported_values(result: Mapping[str, Any], metric: str) -> dict:
-    """A trial's last reported scalars (test accuracy, params, ...), minus Tune's own."""
-    return {key: value for key, value in result.items()
-            if key != metric and key not in _TUNE_BOOKKEEPING
-            and not key.startswith("config/")
-            and isinstance(value, (Real, str, np.bool_))}

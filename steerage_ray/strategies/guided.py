@@ -35,6 +35,7 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm, rankdata, yeojohnson
 
 from steerage_ray.evolution import evolutionary_search
@@ -263,7 +264,7 @@ class GuidedStrategy:
         return float(np.interp(score, targets, labels))
 
 
-    def round_scores(self, history: History) -> "pd.DataFrame":
+    def round_scores(self, history: History) -> pd.DataFrame:
         """Kendall tau of predictions vs labels per block of proposals (the design, the
         guided proposals in quarters, the final phase), with the summed model refit
         (``fit_seconds``) and acquisition (``select_seconds``) times."""
