@@ -65,7 +65,8 @@ class GuidedStrategy:
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
                  target_transform: str = "rank", acquisition: str = "thompson",
-                 kappa: float = 1.0, keep_top: float = 0.0) -> None:
+                 kappa: float = 1.0, keep_top: float = 0.0,
+                 enumerate_up_to: int = 8) -> None:
         self.target_transform = target_transform
         self.acquisition, self.kappa = acquisition, kappa
         self.space, self.plan, self.seed = space, plan, seed
@@ -78,7 +79,7 @@ class GuidedStrategy:
         self.members_per_update = members_per_update
         self.refresh_every = refresh_every
         self.features = FeatureMap(space)
-        self.neighbourhood = Neighbourhood(space)
+        self.neighbourhood = Neighbourhood(space, enumerate_up_to=enumerate_up_to)
         self.model = BoostedEnsemble(n_members=n_members, n_estimators=n_estimators,
                                      learning_rate=learning_rate, seed=seed,
                                      keep_top=keep_top)
