@@ -61,7 +61,7 @@ class StopAfter(tune.Callback):
 def test_restore_without_unfinished_trials_reproposes_them_and_finishes(ray_session,
                                                                        tmp_path):
     space = {**SPACE, "sleep": 0.5}
-    searcher = SteerageSearcher(budget=8, seed=0)
+    searcher = SteerageSearcher(seed=0)  # plan sized by num_samples
     tuner = tune.Tuner(
         tune.with_resources(slow_quadratic, {"cpu": 0.5}), param_space=space,
         tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
@@ -170,8 +170,9 @@ def test_choices_over_lists_are_accepted_and_handed_back_as_lists(ray_session, t
 
 
 def test_the_default_plan_is_logged_when_num_samples_is_minus_one(caplog):
-    searcher = SteerageSearcher(seed=6)
-    searcher.set_search_properties("score", "max", dict(SPACE), num_samples=sys.maxsize)
+    searcher = SteerageSearcher(seed=6)  # a space of more than 401 architectures
+    space = {"x": tune.randint(0, 30), "y": tune.randint(0, 30)}
+    searcher.set_search_properties("score", "max", space, num_samples=sys.maxsize)
     with caplog.at_level(logging.INFO, logger="steerage_ray"):
         searcher.suggest("t0")
     assert searcher.plan.total == 401

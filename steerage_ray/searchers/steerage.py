@@ -209,8 +209,10 @@ class SteerageSearcher(Searcher):
                               **spec: Any) -> bool:
         """Take metric/mode/space/``num_samples`` from Tune where none were given.
 
-        Returns False when the searcher already has a space (Tune then rejects a
-        ``param_space`` that still holds search domains), True when it adopted Tune's.
+        Returns True when it adopted Tune's space, or when Tune's is the one it already
+        has (a restored searcher handed to a new Tuner with the same ``param_space``);
+        False when it has another space (Tune then rejects a ``param_space`` that still
+        holds search domains).
         """
         check_metric_mode(metric, mode)
         self._metric = self._metric or metric
@@ -228,6 +230,8 @@ class SteerageSearcher(Searcher):
         adopted = self._space is None
         if adopted:
             self._set_space(config)
+        else:
+            adopted = self._same_space(config)
         self._require_ready()
         self._check_objectives()
         self._check_pool()  # also resolves (and so validates) the plan before any trial
@@ -393,11 +397,23 @@ class SteerageSearcher(Searcher):
 
     @property
     def phase(self) -> str:
-        """Phase of the newest proposal (``"initial"`` before the first suggestion)."""
-        if self._finished:
+        """Phase of the newest proposal (``"initial"`` before the first suggestion);
+        ``"finished"`` once the whole plan is handed out and every trial has reported."""
+        if self._finished or (self._all_proposed() and not self.in_flight):
             return "finished"
         proposals = [r for r in self._history.records if r.phase not in (WARM_START, GIVEN)]
         return proposals[-1].phase if proposals else INITIAL
+
+    def _all_proposed(self) -> bool:
+        """Whether nothing is left to propose (Tune stops asking once ``num_samples``
+        trials exist, so the strategy may never get to say DONE)."""
+        if self._finished:
+            return True
+        if self._strategy is None or self._retry or self._given:
+            return False
+        if isinstance(self._strategy, PaperStrategy):
+            return self._strategy.finished
+        return self._history.n_proposed >= self._strategy.plan.total
 
     @property
     def in_flight(self) -> list[str]:
@@ -489,6 +505,15 @@ class SteerageSearcher(Searcher):
         return self._strategy.round_scores(self._history)
 
     # ------------------------------------------------------------ setup
+    def _same_space(self, config: Any) -> bool:
+        """Whether Tune's ``param_space`` describes the space already held."""
+        if not isinstance(config, Mapping) or not config:
+            return False
+        try:
+            return from_tune(arguments.hashable(dict(config))) == self._space
+        except ValueError:
+            return False
+
     def _set_space(self, space: Any) -> None:
         from_tune_config = False
         if isinstance(space, SearchSpace):
