@@ -77,7 +77,12 @@ class ExperimentDir:
         if not self.exists():
             raise ValueError(f"{self.path} is not an experiment directory (no "
                              f"experiment.yaml); start one with `steerage search`")
-        data = yaml.safe_load(self.file("experiment.yaml").read_text())
+        try:
+            data = yaml.safe_load(self.file("experiment.yaml").read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{self.file('experiment.yaml')} is not valid YAML "
+                             f"({getattr(error, 'problem', error)}); it was not written "
+                             f"by steerage or was edited since") from None
         return parse_experiment(data, source=str(self.file("experiment.yaml")))
 
     def read_json(self, name: str) -> Any:

@@ -87,7 +87,10 @@ def _experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
         options["n_features"] = data.n_features
     if preset == "lenet" and data.kind == "image":
         options.setdefault("image_size", data.input_shape[-1])
-    return get_preset(preset, **options)
+    try:
+        return get_preset(preset, **options)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"space: {error}") from None
 
 
 def training_settings(experiment: Experiment, data: Dataset,
