@@ -27,6 +27,7 @@ Nothing lost, nothing hangs:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -250,13 +251,39 @@ def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
     for message in release_held_messages():
         logger.warning(message)
     _quiet_snapshot_warning()
-    grid = _fit(tune.Tuner.restore(
-        storage.local_storage_path(path) if filesystem else path, trainable=trainable,
-        resume_unfinished=True, storage_filesystem=filesystem))
+    with _patient_restore():
+        grid = _fit(tune.Tuner.restore(
+            storage.local_storage_path(path) if filesystem else path, trainable=trainable,
+            resume_unfinished=True, storage_filesystem=filesystem))
     searcher = SteerageSearcher()
     searcher.restore_from_dir(grid.experiment_path)
     _require_complete(grid, searcher)
     return _collect(grid, searcher)
+
+
+#: Seconds the restored searcher waits for a trial it had in flight before it takes the
+#: trial for dropped by Tune and proposes its architecture again (see below).
+RESUME_GRACE_S = 600.0
+
+
+@contextlib.contextmanager
+def _patient_restore():
+    """``Tuner.restore(resume_unfinished=True)`` resumes every trial that was in flight,
+    but a resumed trial reports only after its actor has started, loaded its data and
+    trained an epoch, which can take far longer than the searcher's default grace
+    (``searchers.steerage.RESTORE_GRACE_S``, 10 s, meant for trials Tune *dropped*).
+    Past it the searcher proposed those architectures again, so they were trained
+    twice and the search ended short of its plan. While resuming, the grace is
+    :data:`RESUME_GRACE_S` (the storage keeps Tune's and the searcher's state in step,
+    so no trial is actually dropped)."""
+    from steerage_ray.searchers import steerage as searcher_module
+
+    default = searcher_module.RESTORE_GRACE_S
+    searcher_module.RESTORE_GRACE_S = max(default, RESUME_GRACE_S)
+    try:
+        yield
+    finally:
+        searcher_module.RESTORE_GRACE_S = default
 
 
 def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
@@ -324,8 +351,12 @@ def _require_complete(grid: tune.ResultGrid, searcher: SteerageSearcher) -> None
     """Raise :class:`SearchInterrupted` unless every planned trial ran to its end."""
     planned = searcher.plan.total
     done, created = _progress(grid)
-    if searcher.in_flight or created < planned or done < created:
-        raise SearchInterrupted(grid.experiment_path, done, planned)
+    trials = searcher.observations
+    proposed = trials[trials["trial_id"].notna()] if len(trials) else trials
+    finished = int(proposed["status"].isin(("completed", "failed")).sum()) if len(
+        proposed) else 0
+    if searcher.in_flight or min(created, finished) < planned or done < created:
+        raise SearchInterrupted(grid.experiment_path, min(done, finished), planned)
 
 
 def _search_space(space: SearchSpace | str | Mapping | None, family: str,

@@ -10,7 +10,10 @@ from it once space is back.
 - :func:`atomic_write`: the pattern for one file of our own;
 - :func:`tune_filesystem`: a pyarrow filesystem for Tune's ``storage_filesystem`` that
   writes every file that way (Tune itself truncates and rewrites its state files in
-  place, so a full disk used to leave a truncated experiment state behind);
+  place, so a full disk used to leave a truncated experiment state behind), and puts
+  the three files of an experiment-state snapshot in place together (a snapshot cut
+  short used to leave a searcher that did not know trials Tune resumed, which then
+  trained the same architectures again);
 - :class:`StorageFull`: the one error a full disk becomes, naming the path;
   :func:`storage_full` finds it in an exception chain (Ray wraps worker errors).
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -114,6 +118,7 @@ def clear_failures() -> None:
 def _record(error: StorageFull) -> None:
     with _failures_lock:
         _failures.append(error)
+    _snapshots.discard()
 
 
 def is_local_path(storage_path: str) -> bool:
@@ -123,8 +128,11 @@ def is_local_path(storage_path: str) -> bool:
 
 def tune_filesystem(storage_path: str | None) -> pafs.FileSystem | None:
     """The ``storage_filesystem`` for Tune at ``storage_path``: for a local (or NFS)
-    path, the local filesystem with atomic writes; None (Tune's own choice) for object
-    stores such as ``s3://``, whose uploads are already all-or-nothing."""
+    path, the local filesystem with atomic writes, whose experiment-state snapshots
+    (trials, search generator, searcher: the files of a Tune experiment with a
+    ``Searcher``, as ``global_search`` runs) are renamed into place together; None
+    (Tune's own choice) for object stores such as ``s3://``, whose uploads are
+    all-or-nothing per file."""
     if storage_path is None or not is_local_path(storage_path):
         return None
     return pafs.PyFileSystem(AtomicLocalFileSystem())
@@ -141,6 +149,7 @@ class _AtomicFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # as LocalFileSystem does
         descriptor, self.temporary = tempfile.mkstemp(
             prefix=f".{os.path.basename(path)}.", suffix=".partial",
             dir=os.path.dirname(path) or ".")
@@ -182,10 +191,14 @@ class _AtomicFile:
             return
         try:
             self.file.close()
-            _replace(Path(self.temporary), Path(self.path))
+            if not _snapshots.take(self):
+                self.commit()
         except BaseException as error:
             self._fail(error)
             raise
+
+    def commit(self) -> None:
+        _replace(Path(self.temporary), Path(self.path))
 
     def _fail(self, error: BaseException) -> None:
         """Give up this copy: the temporary file goes, ``path`` keeps its old content."""
@@ -197,6 +210,60 @@ class _AtomicFile:
         full = storage_full(error)
         if full is not None:
             _record(StorageFull(self.path, full.errno))
+
+
+class _Snapshots:
+    """Tune's experiment state is three files per session, written together at each
+    snapshot: the trials (``experiment_state``), the search generator's counters
+    (``search_gen_state``) and the searcher (``searcher-state``). They must agree: a
+    searcher older than the trials proposes architectures Tune is already training, a
+    generator ahead of them never creates the trials still missing. So they are
+    renamed into place together, the trials last, once all three files of a snapshot
+    are complete; a snapshot cut short by a full disk leaves the previous one whole."""
+
+    PATTERN = re.compile(r"^(experiment_state|search_gen_state|searcher-state)-(.+)\."
+                         r"(json|pkl)$")
+    KINDS = ("search_gen_state", "searcher-state", "experiment_state")  # commit order
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[str, str], dict[str, _AtomicFile]] = {}
+
+    def take(self, file: _AtomicFile) -> bool:
+        """Hold a complete state file until its snapshot is complete (then commit the
+        snapshot); False for any other file."""
+        match = self.PATTERN.match(os.path.basename(file.path))
+        if match is None:
+            return False
+        kind, session = match.group(1), match.group(2)
+        with self.lock:
+            group = self.pending.setdefault((os.path.dirname(file.path), session), {})
+            stale = group.pop(kind, None)
+            if stale is not None:  # the previous snapshot never completed
+                _unlink(stale.temporary)
+            group[kind] = file
+            if len(group) < len(self.KINDS):
+                return True
+            del self.pending[(os.path.dirname(file.path), session)]
+        for kind in self.KINDS:
+            group[kind].commit()
+        return True
+
+    def discard(self) -> None:
+        """Drop every incomplete snapshot (after a failed write)."""
+        with self.lock:
+            for group in self.pending.values():
+                for file in group.values():
+                    _unlink(file.temporary)
+            self.pending.clear()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+_snapshots = _Snapshots()
 
 
 class AtomicLocalFileSystem(pafs.FileSystemHandler):

@@ -121,6 +121,7 @@ def _train_and_report(config: dict, dataset: Dataset | None,
                   "stop_reason": "completed"}
         end_epoch = start_epoch
         reporter.last_weights = model.state_dict()
+        reporter.last_metrics = {"epoch": end_epoch}
     # Resumable state plus the returned weights (e.g. the winner's, for local search).
     final_state = {"model": reporter.last_weights or model.state_dict(),
                    "optimizer": optimizer_state, "epoch": end_epoch,
