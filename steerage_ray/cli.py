@@ -165,9 +165,22 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stdout`` is when a line is logged (``main``
+    may run many times in one process, e.g. in tests that capture the output)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _show_progress_lines() -> None:
     """Print the library's INFO lines (search rounds, EES) next to Tune's output."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _CurrentStdout()
     handler.setFormatter(logging.Formatter("[steerage] %(message)s"))
     library = logging.getLogger("steerage_ray")
     if any(getattr(h, "steerage_progress", False) for h in library.handlers):
