@@ -93,8 +93,11 @@ def run_local_search(
         for scheme in schemes
     }
     results, infos, failures = _wait_for(pending)
+    # in the order asked for, not the order the tasks finished: ties on the Pareto front
+    # then go the same way in every run (a resumed run equals an uninterrupted one)
+    results = {s: results[s] for s in schemes if s in results}
     return LocalSearchResult(
-        scheme_results={s: results[s] for s in schemes if s in results},
+        scheme_results=results,
         pareto=schemes_pareto(results),
         failures=failures,
         tasks=pd.DataFrame(infos, columns=["scheme", "started", "finished", "device", "pid"]),
