@@ -140,7 +140,7 @@ def tune_filesystem(storage_path: str | None) -> pafs.FileSystem | None:
 
 def local_storage_path(storage_path: str) -> str:
     """``storage_path`` as a plain path for :func:`tune_filesystem` (no ``file://``)."""
-    return storage_path[len("file://"):] if storage_path.startswith("file://") else storage_path
+    return storage_path.removeprefix("file://")
 
 
 class _AtomicFile:

@@ -14,7 +14,11 @@ from steerage_ray.data import Dataset
 from steerage_ray.experiment import Experiment, parse_experiment
 from steerage_ray.run.baseline import baseline_model, run_baseline
 from steerage_ray.run.directory import ExperimentDir, require_writable_storage
-from steerage_ray.run.inputs import experiment_space, load_experiment_data, with_absolute_paths
+from steerage_ray.run.inputs import (
+    experiment_space,
+    load_experiment_data,
+    with_absolute_paths,
+)
 from steerage_ray.run.phases import (
     global_search_phase,
     local_search_phase,

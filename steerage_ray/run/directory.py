@@ -147,7 +147,7 @@ def require_writable_storage(storage: str) -> None:
     """A local or NFS ``--storage`` path must be creatable (object stores are checked by
     Tune when it starts)."""
     if is_local_path(storage):
-        local = storage[len("file://"):] if storage.startswith("file://") else storage
+        local = storage.removeprefix("file://")
         require_writable(local, "--storage")
 
 

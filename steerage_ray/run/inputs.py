@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import os
 
-from steerage_ray.data import Dataset, check_space_fits, dataset_source, load_dataset_spec
+from steerage_ray.data import (
+    Dataset,
+    check_space_fits,
+    dataset_source,
+    load_dataset_spec,
+)
 from steerage_ray.data.specs import PATH_KEYS, expand_paths
 from steerage_ray.experiment import Experiment, parse_experiment
 from steerage_ray.searchers.tune_space import load_space_file

@@ -13,11 +13,19 @@ from ray import tune
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.data import Dataset, prepare_for_config
 from steerage_ray.experiment import Experiment
-from steerage_ray.global_search import GlobalSearchResult, global_search, resume_global_search
+from steerage_ray.global_search import (
+    GlobalSearchResult,
+    global_search,
+    resume_global_search,
+)
 from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
 from steerage_ray.report import format_summary, summary_table, write_plots
 from steerage_ray.run.directory import TUNE_NAME, ExperimentDir, plain
-from steerage_ray.run.inputs import experiment_space, training_overrides, training_settings
+from steerage_ray.run.inputs import (
+    experiment_space,
+    training_overrides,
+    training_settings,
+)
 from steerage_ray.run.progress import TrialProgress, say
 from steerage_ray.trainables import METRIC
 
@@ -72,9 +80,12 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
     run_dir.write_with("trials.parquet", lambda path: trials.to_parquet(path, index=False))
     run_dir.write_with("predictor_rounds.csv",
                        lambda path: result.round_scores.to_csv(path, index=False))
-    if result.best_observed_config is None:
-        raise RuntimeError("global search finished without a successfully trained "
-                           "architecture; see trials.csv and the trials' error.txt")
+    if result.best_observed_config is None:  # one line for the person watching
+        tune_dir = run_dir.tune_storage(run_dir.storage())
+        raise ValueError(f"global search finished without a successfully trained "
+                         f"architecture: every trial failed; see "
+                         f"{run_dir.file('trials.csv')} and the trials' error.txt under "
+                         f"{tune_dir}")
     phase = str(trials.loc[trials[METRIC].idxmax(), "phase"])  # the same argmax
     winner = {"config": plain(result.best_observed_config),
               "result": plain(result.best_observed_result), "phase": phase,
