@@ -16,7 +16,9 @@ Nothing lost, nothing hangs:
   resources no node can provide are refused before Tune starts;
 - a trial lost to a system failure (its actor or node died) is retried from its last
   checkpoint, up to ``max_failures`` times; an error raised by training is not
-  retried (``trainables.FailurePolicy``);
+  retried (``trainables.FailurePolicy``). Where Tune gives up on such a trial anyway
+  (it retries only running trials, not one handed a reused actor that had died), the
+  search restarts from its last saved state, where the trial is still in flight;
 - Ctrl-C (SIGINT) stops Tune, which saves its state, and raises
   :class:`SearchInterrupted` (a ``KeyboardInterrupt``) instead of returning a partial
   result; so does a search that ended before its plan was complete;
@@ -62,6 +64,7 @@ from steerage_ray.trainables import (
     METRIC,
     MODE,
     FailurePolicy,
+    TrialLost,
     load_checkpoint_state,
     make_trainable,
 )
@@ -71,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 #: Retries of a trial lost to a system failure (Tune's ``FailureConfig``).
 MAX_FAILURES = 3
+#: Restarts from the last saved state after a trial Tune did not retry (``TrialLost``).
+MAX_RESTARTS = 5
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -199,6 +204,7 @@ def global_search(
     _quiet_snapshot_warning()
     storage_path = storage_path or DEFAULT_STORAGE_PATH
     filesystem = storage.tune_filesystem(storage_path)
+    name = name or f"steerage-{family}-{data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     tuner = tune.Tuner(
         trainable,
         param_space=constants,
@@ -211,8 +217,7 @@ def global_search(
             scheduler=scheduler,
             reuse_actors=True),
         run_config=tune.RunConfig(
-            name=name or f"steerage-{family}-{data.name}-"
-                         f"{datetime.datetime.now():%Y%m%d-%H%M%S}",
+            name=name,
             storage_path=storage.local_storage_path(storage_path) if filesystem
             else storage_path,
             storage_filesystem=filesystem, verbose=verbose,
@@ -222,7 +227,17 @@ def global_search(
             # trained weights. Keeping every epoch's would cost gigabytes per search.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
-    grid = _fit(tuner)
+    try:
+        grid = _fit(tuner)
+    except TrialLost as lost:
+        path = f"{storage_path.rstrip('/')}/{name}"
+        if not tune.Tuner.can_restore(path):
+            raise  # lost before Tune saved any state
+        logger.warning("%s; restarting the search from its last saved state", lost)
+        return resume_global_search(path, data,
+                                    cpus_per_trial=cpus_per_trial,
+                                    gpus_per_trial=gpus_per_trial,
+                                    checkpoint_seconds=checkpoint_seconds)
     _require_complete(grid, searcher)
     return _collect(grid, searcher)
 
@@ -251,10 +266,18 @@ def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
     for message in release_held_messages():
         logger.warning(message)
     _quiet_snapshot_warning()
-    with _patient_restore():
-        grid = _fit(tune.Tuner.restore(
-            storage.local_storage_path(path) if filesystem else path, trainable=trainable,
-            resume_unfinished=True, storage_filesystem=filesystem))
+    for restart in range(MAX_RESTARTS + 1):
+        try:
+            with _patient_restore():
+                grid = _fit(tune.Tuner.restore(
+                    storage.local_storage_path(path) if filesystem else path,
+                    trainable=trainable, resume_unfinished=True,
+                    storage_filesystem=filesystem))
+            break
+        except TrialLost as lost:
+            if restart == MAX_RESTARTS:
+                raise
+            logger.warning("%s; restarting the search from its last saved state", lost)
     searcher = SteerageSearcher()
     searcher.restore_from_dir(grid.experiment_path)
     _require_complete(grid, searcher)
@@ -303,12 +326,26 @@ def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
         full = storage.storage_full(error) or storage.first_failure()
         if full is not None:
             raise full from None
+        lost = _in_chain(error, TrialLost)  # Tune wraps what a callback raises
+        if lost is not None:
+            raise lost from None
         raise
     finally:
         interrupted = watch.stop()
     if interrupted:
         raise SearchInterrupted(grid.experiment_path, *_progress(grid))
     return grid
+
+
+def _in_chain(error: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``error``'s cause/context chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 class _StopSignalWatch:

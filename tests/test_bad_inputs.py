@@ -448,6 +448,13 @@ def test_local_search_takes_a_dataset_name(ray_session):
     assert not result.failures and len(result.pareto) >= 1
 
 
+def test_the_old_name_of_run_local_search_says_where_it_went():
+    import steerage_ray.local_search as local_search
+
+    with pytest.raises(AttributeError, match="renamed run_local_search"):
+        local_search.run({"family": "ffnn", "config": {}}, "digits")
+
+
 def test_relative_dataset_paths_are_stored_resolved(tmp_path, monkeypatch):
     from steerage_ray.experiment import parse_experiment
     from steerage_ray.run.inputs import with_absolute_paths

@@ -135,49 +135,80 @@ def test_ctrl_c_stops_marks_nothing_and_resume_reproduces_the_run(
 
 
 class KillOnce(tune.Callback):
-    """Kills the worker process of the first trial to report its second epoch, once the
-    checkpoint of its first epoch is saved (Tune saves a reported checkpoint after the
-    callbacks have seen the result)."""
+    """Records recoveries (for the user-error test, where nothing is killed)."""
 
     def __init__(self):
-        self.killed, self.recovered, self.epochs = None, [], {}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.epochs.setdefault(trial.trial_id, []).append(result.get("epoch"))
-        if self.killed is None and result.get("training_iteration") == 2 \
-                and "trial_error" not in result:
-            self.killed = trial.trial_id
-            os.kill(result["pid"], signal.SIGKILL)
+        self.recovered = []
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.recovered.append(trial.trial_id)
 
 
+class Killer(tune.Callback):
+    """Kills trial actors: the running actor of the first trial to report its second
+    epoch (once Tune has saved the checkpoint of its first), and the idle, cached actor
+    each of the first two finished trials leaves behind for reuse. Notes what it did
+    in the file ``log``: a restarted search runs with a copy of this callback."""
+
+    def __init__(self, log: str):
+        self.log = Path(log)
+
+    def _note(self, line: str) -> None:
+        with open(self.log, "a") as file:
+            file.write(line + "\n")
+
+    def notes(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.is_file() else []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._note(f"epoch {trial.trial_id} {result.get('epoch')}")
+        if result.get("training_iteration") == 2 and not any(
+                n.startswith("killed-running") for n in self.notes()):
+            self._note(f"killed-running {trial.trial_id}")
+            os.kill(result["pid"], signal.SIGKILL)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if sum(n.startswith("killed-idle") for n in self.notes()) < 2:
+            self._note(f"killed-idle {trial.trial_id}")
+            os.kill(trial.last_result["pid"], signal.SIGKILL)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._note(f"recovered {trial.trial_id}")
+
+
 @pytest.mark.slow
-def test_a_trial_whose_actor_is_killed_is_retried_from_its_checkpoint(ray_session,
-                                                                      tmp_path):
+def test_trials_whose_actors_are_killed_are_retried_and_nothing_is_lost(ray_session,
+                                                                        tmp_path):
+    """A running trial's actor killed: Tune retries the trial from its checkpoint. Idle
+    actors kept for reuse killed: the trial handed one fails before it runs, which Tune
+    does not retry; the search restarts from its last saved state instead."""
     from steerage_ray.global_search import global_search
 
-    killer = KillOnce()
+    killer = Killer(str(tmp_path / "kills.txt"))
     result = global_search("digits", budget=3, epochs=3, checkpoint_seconds=0,
                            storage_path=str(tmp_path), name="kill", verbose=0,
                            callbacks=[killer], algorithm="paper", count=32,
                            ees_population=16, ees_generations=5,
                            training={"batch_size": 64})
-    assert killer.killed is not None and killer.recovered == [killer.killed]
+    notes = killer.notes()
+    (running,) = [n.split()[1] for n in notes if n.startswith("killed-running")]
+    assert f"recovered {running}" in notes
+    assert sum(n.startswith("killed-idle") for n in notes) == 2
     trials = result.trials
     assert len(trials) == 3 and (trials["status"] == "completed").all()
     assert not trials.duplicated([c for c in trials if c.startswith("config/")]).any()
     # killed at epoch 2: the retry restarts from the checkpoint of epoch 1
-    assert killer.epochs[killer.killed] == [1, 2, 2, 3]
+    epochs = [int(n.split()[2]) for n in notes if n.startswith(f"epoch {running}")]
+    assert epochs[:4] == [1, 2, 2, 3]
+    # the trial handed a dead actor made the search restart: a second Tune session
+    assert len(list((tmp_path / "kill").glob("experiment_state-*.json"))) >= 2
 
 
 @pytest.mark.slow
 def test_an_error_raised_by_training_is_not_retried(ray_session, tmp_path):
     from steerage_ray.trainables import FailurePolicy, make_trainable
 
-    killer = KillOnce()  # records recoveries (its kill never fires: no epoch runs)
-    killer.killed = "nobody"
+    killer = KillOnce()
     grid = tune.Tuner(
         make_trainable("digits"),
         param_space={"family": "ffnn", "num_layers": 1, "epochs": 1, "neurons_1": -5},

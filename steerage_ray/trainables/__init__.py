@@ -3,6 +3,7 @@
 from steerage_ray.trainables.train_architecture import (
     CHECKPOINT_SECONDS,
     FailurePolicy,
+    TrialLost,
     METRIC,
     MODE,
     load_checkpoint_state,
@@ -12,4 +13,4 @@ from steerage_ray.trainables.train_architecture import (
 )
 
 __all__ = ["CHECKPOINT_SECONDS", "FailurePolicy", "METRIC", "MODE", "load_checkpoint_state",
-           "make_trainable", "train_architecture", "with_resources"]
+           "make_trainable", "train_architecture", "TrialLost", "with_resources"]

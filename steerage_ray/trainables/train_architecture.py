@@ -270,6 +270,11 @@ class FailurePolicy(tune.Callback):
       ``FailureConfig(max_failures=...)``: the trial restarts from its last checkpoint;
     - an error the trial reported as ``trial_error`` (raised by training itself) ends
       the trial for good, however many retries are left;
+    - a system failure that Tune ends the trial for although retries are left stops
+      the run with :class:`TrialLost`, and the caller restarts it from the last saved
+      state (``global_search`` does): Tune retries only a trial that was running, so a
+      trial handed a reused actor that had died meanwhile (killed, or on a lost node)
+      used to be lost at once, and the search went on without its architecture;
     - a full storage (``storage_error`` from a trial, or a write of the driver's own
       experiment state) stops the run with :class:`~steerage_ray.storage.StorageFull`
       naming the path; everything written before stays as it was.
@@ -281,10 +286,26 @@ class FailurePolicy(tune.Callback):
         if result.get("trial_error"):
             trial.max_failures = 0  # the error that follows is final, not retried
 
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        retries_left = trial.max_failures < 0 or \
+            trial.run_metadata.num_failures <= trial.max_failures
+        if retries_left:  # not a training error (those have max_failures 0): Tune gave up
+            raise TrialLost(trial.trial_id)
+
     def on_step_end(self, iteration, trials, **info) -> None:
         failure = storage.first_failure()
         if failure is not None:
             raise failure
+
+
+class TrialLost(RuntimeError):
+    """Tune ended a trial for a system failure although it had retries left; the run
+    must restart from its last saved state (where the trial is still in flight)."""
+
+    def __init__(self, trial_id: str) -> None:
+        super().__init__(f"trial {trial_id} was lost to a system failure that Tune did "
+                         f"not retry")
+        self.trial_id = trial_id
 
 
 def _report(metrics: dict, state: dict | None = None) -> None:
