@@ -29,6 +29,10 @@ class TrialProgress(tune.Callback):
             f"(best so far {self.best:.4f})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        if trial.max_failures < 0 or trial.run_metadata.num_failures <= trial.max_failures:
+            say(f"trial {trial.trial_id} failed before it ran (the reused actor it was "
+                f"handed had died); the search restarts from its last saved state")
+            return  # trainables.FailurePolicy restarts the search: it is not lost
         self.finished += 1
         reason = (trial.last_result or {}).get("trial_error")
         say(f"trial {self.finished} failed: {trial.trial_id}"
