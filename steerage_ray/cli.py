@@ -9,12 +9,55 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
 from steerage_ray.experiment import bundled_experiments
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to find the usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} "
+                              f"--help`)\n")
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _number_at_least(minimum: float, strict: bool = False):
+    """An argparse type: a finite number >= (or > when ``strict``) ``minimum``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            words = ">" if strict else ">="
+            raise argparse.ArgumentTypeError(f"must be a finite number {words} "
+                                             f"{minimum:g}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,45 +75,49 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--algorithm", choices=("steerage", "paper"),
                        help="'steerage' (default: asynchronous, uncertainty-aware) or "
                             "'paper' (the paper's Algorithms 1 and 2 in rounds)")
-    knobs.add_argument("--budget", type=int,
+    knobs.add_argument("--budget", type=POSITIVE,
                        help="total trained architectures (paper mode: round sizes "
                             "scale to fit)")
-    knobs.add_argument("--count", type=int, help="Sobol pool size (paper: 2048)")
-    knobs.add_argument("--iter-count", type=int,
+    knobs.add_argument("--count", type=POSITIVE, help="Sobol pool size (paper: 2048)")
+    knobs.add_argument("--iter-count", type=POSITIVE,
                        help="paper mode: architectures trained per round (paper: 100)")
-    knobs.add_argument("--iterations", type=int,
+    knobs.add_argument("--iterations", type=POSITIVE,
                        help="paper mode: predictor-guided rounds after the first (paper: 3)")
-    knobs.add_argument("--ees-population", type=int, help="EES population (paper: 100)")
-    knobs.add_argument("--ees-generations", type=int,
+    knobs.add_argument("--ees-population", type=POSITIVE, help="EES population (paper: 100)")
+    knobs.add_argument("--ees-generations", type=NON_NEGATIVE,
                        help="EES generations (paper: 200)")
-    knobs.add_argument("--epochs", type=int, help="epochs per searched architecture")
-    knobs.add_argument("--final-epochs", type=int,
+    knobs.add_argument("--epochs", type=POSITIVE, help="epochs per searched architecture")
+    knobs.add_argument("--final-epochs", type=POSITIVE,
                        help="epochs for the final training of the winner")
-    knobs.add_argument("--ls-iterations", type=int, help="local-search iterations")
+    knobs.add_argument("--ls-iterations", type=POSITIVE, help="local-search iterations")
     knobs.add_argument("--no-local-search", action="store_true",
                        help="stop after global search and the final training")
     res = parser.add_argument_group("resources")
-    res.add_argument("--cpus-per-trial", type=float)
-    res.add_argument("--gpus-per-trial", type=float,
+    res.add_argument("--cpus-per-trial", type=_number_at_least(0, strict=True))
+    res.add_argument("--gpus-per-trial", type=_number_at_least(0),
                      help="GPUs per trial; fractions share a GPU (e.g. 0.5); default: 1 "
                           "when the cluster has GPUs, else 0")
-    res.add_argument("--max-concurrent-trials", type=int)
+    res.add_argument("--max-concurrent-trials", type=POSITIVE)
+    res.add_argument("--max-failures", type=NON_NEGATIVE,
+                     help="retries of a trial whose actor or node died, from its last "
+                          "checkpoint (default 3); errors raised by training are not "
+                          "retried")
     res.add_argument("--address", help="Ray address of a running cluster "
                                        "(default: start an embedded local Ray)")
     res.add_argument("--storage", help="shared storage path for Tune results on a "
                                        "cluster (s3://... or an NFS path); "
                                        "default: inside the experiment directory")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=NON_NEGATIVE)
     parser.add_argument("--verbose", "-v", action="count", default=0,
                         help="show Ray Tune's own progress tables (-v) and results (-vv)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="steerage",
         description="STEERAGE neural architecture search on Ray Tune: global search "
                     "(predictor + evolutionary search) then grow-and-prune local search.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     search = commands.add_parser("search", help="run an experiment end to end")
     _search_arguments(search)
@@ -85,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("directory", type=Path)
     local.add_argument("--address")
     local.add_argument("--schemes", help="comma-separated, e.g. A,B,C or C,nest")
-    local.add_argument("--iterations", type=int)
+    local.add_argument("--iterations", type=POSITIVE)
 
     report = commands.add_parser("report", help="rebuild and print an experiment's report")
     report.add_argument("directory", type=Path)
@@ -111,15 +158,29 @@ def _overrides(args: argparse.Namespace) -> dict:
         "training": {"epochs": args.epochs, "final_epochs": args.final_epochs},
         "resources": {"cpus_per_trial": args.cpus_per_trial,
                       "gpus_per_trial": args.gpus_per_trial,
-                      "max_concurrent_trials": args.max_concurrent_trials},
+                      "max_concurrent_trials": args.max_concurrent_trials,
+                      "max_failures": args.max_failures},
         "local_search": {"iterations": args.ls_iterations,
                          "enabled": False if args.no_local_search else None},
     }
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stdout`` is when a line is logged (``main``
+    may run many times in one process, e.g. in tests that capture the output)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _show_progress_lines() -> None:
     """Print the library's INFO lines (search rounds, EES) next to Tune's output."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _CurrentStdout()
     handler.setFormatter(logging.Formatter("[steerage] %(message)s"))
     library = logging.getLogger("steerage_ray")
     if any(getattr(h, "steerage_progress", False) for h in library.handlers):
@@ -131,13 +192,19 @@ def _show_progress_lines() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "search" and args.no_local_search and args.ls_iterations is not None:
+        parser.exit(EXIT_USAGE, "steerage search: error: --ls-iterations has no effect with "
+                                "--no-local-search; give one of them\n")
     _show_progress_lines()
     # Imported late so `steerage --help` answers instantly.
     from steerage_ray import run
     from steerage_ray.experiment import load_experiment
+    from steerage_ray.storage import storage_full
     from steerage_ray.strategies.plan import GUIDED_ONLY, PAPER_ONLY
 
+    directory = getattr(args, "directory", None) or getattr(args, "output", None)
     try:
         if args.command == "search":
             experiment = load_experiment(args.experiment)
@@ -154,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             experiment = run.with_dataset_path(experiment, args.dataset_path,
                                                args.label_column)
             if args.seed is not None:
-                experiment.seed = args.seed
-            output = args.output or Path("steerage_results") / experiment.name
+                experiment = experiment.with_overrides(seed=args.seed)
+            output = directory = args.output or Path("steerage_results") / experiment.name
             run.run_experiment(experiment, output, address=args.address,
                                storage=args.storage, verbose=args.verbose)
         elif args.command == "resume":
@@ -171,13 +238,40 @@ def main(argv: list[str] | None = None) -> int:
                                                which=args.which, out=args.out)
             print(f"wrote {path}")
     except ValueError as error:  # includes ExperimentError and every input check
-        print(f"steerage: error: {error}", file=sys.stderr)
+        _error(error)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("steerage: interrupted; continue with `steerage resume <directory>`",
+        print(f"steerage: interrupted; {_how_to_continue(args, directory)}",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as error:  # the machine, not the input: a full disk, a lost file
+        full = storage_full(error)
+        if full is not None:
+            _error(f"{full}; the last complete state was kept: free space, then "
+                   f"{_how_to_continue(args, directory, stopped=False)}")
+        else:
+            where = f" ({error.filename})" if error.filename else ""
+            _error(f"{error.strerror or error}{where}")
+        return EXIT_USAGE
     return 0
+
+
+def _error(message: object) -> None:
+    print(f"steerage: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _how_to_continue(args: argparse.Namespace, directory: Path | None,
+                     stopped: bool = True) -> str:
+    """What to type to carry on from where a command stopped."""
+    if args.command in ("report", "export"):
+        return "nothing was written"
+    if directory is None or not (Path(directory) / "experiment.yaml").is_file():
+        return "nothing was started; run the command again"
+    if args.command == "local-search":
+        return (f"{'the experiment is unchanged; ' if stopped else ''}run "
+                f"`steerage local-search {directory}` again")
+    done = "phases not finished were not marked done; " if stopped else ""
+    return f"{done}continue with `steerage resume {directory}`"
 
 
 if __name__ == "__main__":

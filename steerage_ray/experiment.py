@@ -57,6 +57,9 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "cpus_per_trial": (_NUMBER, 1),
         "gpus_per_trial": (_NUMBER, None),  # None: 1 when the cluster has GPUs, else 0
         "max_concurrent_trials": ((int,), None),
+        # retries of a trial lost to a system failure (actor or node died), each from
+        # its last checkpoint; errors raised by training are never retried
+        "max_failures": ((int,), 3),
     },
     "local_search": {
         "enabled": ((bool,), True),
@@ -73,6 +76,7 @@ _TRAINING_DEFAULTS = {"epochs": 10, "final_epochs": None, "batch_size": 128}
 _POSITIVE = {
     "count", "iter_count", "final_count", "budget", "ees_population", "ees_generations",
     "n_initial", "max_params", "max_flops", "cpus_per_trial", "iterations", "epochs",
+    "max_concurrent_trials",
 }
 _TOP_LEVEL = {"name", "description", "dataset", "family", "space", "baseline", "seed",
               "training", *_SECTIONS}
@@ -182,6 +186,7 @@ def parse_experiment(data: Any, source: str = "<dict>") -> Experiment:
                 for name in _SECTIONS}
     sections["training"] = _validate_training(data.get("training"), source)
     _check_search_counts(sections["search"], source)
+    _check_local_search(sections["local_search"], family, source)
     return Experiment(
         name=str(data["name"]),
         description=str(data.get("description", "")),
@@ -224,7 +229,7 @@ def _validate_section(name: str, value: Any, source: str) -> dict:
         if key in _POSITIVE and value <= 0:
             raise ExperimentError(f"experiment {source}: {name}.{key} must be > 0, "
                                   f"got {value!r}")
-        if key in ("gpus_per_trial", "max_concurrent_trials") and value < 0:
+        if key in ("gpus_per_trial", "max_failures") and value < 0:
             raise ExperimentError(f"experiment {source}: {name}.{key} must be >= 0, "
                                   f"got {value!r}")
         result[key] = value
@@ -283,6 +288,34 @@ def _check_search_counts(search: dict, source: str) -> None:
             f"{plan.pool_demand} pool members the rounds train ({plan.initial} random + "
             f"{plan.iterations} x {plan.iter_count} predicted); raise search.count or "
             f"lower search.iter_count / search.budget")
+
+
+def _check_local_search(section: dict, family: str, source: str) -> None:
+    """Schemes and ratios checked here, not after the global search has run."""
+    from steerage_ray.local_search.candidate import FAMILY_SCHEMES  # late: imports torch
+
+    for key in ("growth_ratio", "pruning_ratio"):
+        value = section[key]
+        if value is not None and not 0 < value < 1:
+            raise ExperimentError(f"experiment {source}: local_search.{key} must be a "
+                                  f"number strictly between 0 and 1, got {value!r}")
+    if not section["enabled"]:
+        return
+    if family not in FAMILY_SCHEMES:
+        raise ExperimentError(f"experiment {source}: local search does not support family "
+                              f"{family!r} (only {sorted(FAMILY_SCHEMES)}); set "
+                              f"local_search: {{enabled: false}}")
+    schemes, valid = section["schemes"], FAMILY_SCHEMES[family]
+    if schemes is None:
+        return
+    unknown = [scheme for scheme in schemes if scheme not in valid]
+    if not schemes or unknown:
+        raise ExperimentError(f"experiment {source}: local_search.schemes must be a "
+                              f"non-empty list of {list(valid)} for family {family!r}, got "
+                              f"{schemes!r}")
+    if len(set(schemes)) != len(schemes):
+        raise ExperimentError(f"experiment {source}: local_search.schemes must not repeat, "
+                              f"got {schemes!r}")
 
 
 def _search_plan(search: dict, source: str):

@@ -7,35 +7,87 @@ are reused between trials, and the searcher ends the experiment itself after the
 round. :func:`resume_global_search` continues an interrupted experiment with
 ``Tuner.restore``; finished trials are kept and unfinished ones resume from their last
 checkpoint, so no architecture is trained twice.
+
+Nothing lost, nothing hangs:
+
+- every argument, the training settings and the space (against the family and the
+  data) are checked before Ray starts; Ray is an embedded local one unless ``address``
+  is given (an address nothing answers at fails within seconds), and per-trial
+  resources no node can provide are refused before Tune starts;
+- a trial lost to a system failure (its actor or node died) is retried from its last
+  checkpoint, up to ``max_failures`` times; an error raised by training is not
+  retried (``trainables.FailurePolicy``). Where Tune gives up on such a trial anyway
+  (it retries only running trials, not one handed a reused actor that had died), the
+  search restarts from its last saved state, where the trial is still in flight;
+- Ctrl-C (SIGINT) stops Tune, which saves its state, and raises
+  :class:`SearchInterrupted` (a ``KeyboardInterrupt``) instead of returning a partial
+  result; so does a search that ended before its plan was complete;
+- Tune's files are written atomically (``storage.tune_filesystem``): a full disk
+  stops the search with :class:`~steerage_ray.storage.StorageFull` naming the path and
+  leaves the last complete state, which resumes once space is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
+import signal
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import ray
 from ray import tune
+from ray.train.constants import DEFAULT_STORAGE_PATH
 
+from steerage_ray import storage
+from steerage_ray.checks import integer, optional_integer
+from steerage_ray.cluster import (
+    check_trial_resources,
+    connect,
+    release_held_messages,
+    trials_that_fit,
+)
 from steerage_ray.data import Dataset, check_space_fits, load_dataset_spec
 from steerage_ray.evolution import EvolutionResult
 from steerage_ray.families import check_family
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
+from steerage_ray.searchers.tune_space import from_tune
 from steerage_ray.space import SearchSpace, get_preset
 from steerage_ray.trainables import (
     CHECKPOINT_SECONDS,
     METRIC,
     MODE,
+    FailurePolicy,
+    TrialLost,
     load_checkpoint_state,
     make_trainable,
 )
-from steerage_ray.training import CONFIG_KEYS
+from steerage_ray.training import CONFIG_KEYS, settings_from
+
+logger = logging.getLogger(__name__)
+
+#: Retries of a trial lost to a system failure (Tune's ``FailureConfig``).
+MAX_FAILURES = 3
+#: Restarts from the last saved state after a trial Tune did not retry (``TrialLost``).
+MAX_RESTARTS = 5
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """The search stopped before its plan was complete (Ctrl-C, or Tune ended early);
+    its state is saved at ``experiment_path``: continue it with
+    :func:`resume_global_search`."""
+
+    def __init__(self, experiment_path: str, done: int, planned: int) -> None:
+        super().__init__(f"global search interrupted after {done} of {planned} trials; "
+                         f"its state is saved: continue with resume_global_search("
+                         f"{experiment_path!r}, dataset)")
+        self.experiment_path, self.done, self.planned = experiment_path, done, planned
 
 
 @dataclass
@@ -79,6 +131,8 @@ def global_search(
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
     max_concurrent_trials: int | None = None,
+    max_failures: int = MAX_FAILURES,
+    address: str | None = None,
     storage_path: str | None = None,
     name: str | None = None,
     seed: int = 0,
@@ -104,81 +158,268 @@ def global_search(
             cluster's CPUs and GPUs hold right now (Tune would otherwise run a custom
             searcher's trials one at a time). On an autoscaling cluster pass the
             number for the cluster at full size.
+        max_failures: retries of a trial lost to a system failure (actor or node died),
+            each from the trial's last checkpoint; errors raised by training are never
+            retried.
+        address: the Ray cluster to join; default: Ray already initialised in this
+            process, else an embedded local Ray (never one found on this machine).
         storage_path, name: where Tune writes the experiment (``storage_path/name``;
-            use shared storage on a cluster). ``name`` defaults to a timestamped one.
+            use shared storage on a cluster; default ``~/ray_results``). ``name``
+            defaults to a timestamped one.
         seed: seeds the searcher and every trial.
         scheduler: a Tune scheduler, e.g. ASHA (early-stopped trials are labelled with
             the best ``val_acc`` they reported).
         searcher_options: ``SteerageSearcher`` arguments (``count``, ``iter_count``,
             ``iterations``, ``final_count``, ``ees_population``, ...).
+
+    Raises:
+        ValueError: a bad argument, dataset, space or training setting, or resources
+            the cluster cannot provide, before any trial starts.
+        SearchInterrupted: Ctrl-C, or the search ended before its plan was complete.
+        StorageFull: the storage ran full; the last complete state is kept.
     """
     check_family(family)
+    seed = integer(seed, "seed", 0)
+    max_failures = integer(max_failures, "max_failures", 0)
+    max_concurrent_trials = optional_integer(max_concurrent_trials,
+                                             "max_concurrent_trials", 1)
+    final_epochs = optional_integer(final_epochs, "final_epochs", 1)
     data = dataset if isinstance(dataset, Dataset) else load_dataset_spec(dataset)
+    constants = _training_constants(family, seed, epochs, training, data.name)
     final_config = dict(searcher_options.pop("final_config", None) or {})
     if final_epochs is not None:
         final_config["epochs"] = final_epochs
-    _quiet_snapshot_warning()
-    searcher = SteerageSearcher(_sized_space(space, family, data), METRIC, MODE,
+    search_space = _search_space(space, family, data)
+    check_space_fits(search_space, family, data)
+    searcher = SteerageSearcher(search_space, METRIC, MODE,
                                 budget=budget, seed=seed, final_config=final_config,
                                 **searcher_options)
-    check_space_fits(searcher.space, family, data)
+    trainable = make_trainable(data, cpus_per_trial=cpus_per_trial,
+                               gpus_per_trial=gpus_per_trial,
+                               checkpoint_seconds=checkpoint_seconds)
+    connect(address)
+    check_trial_resources(cpus_per_trial, gpus_per_trial)
+    for message in release_held_messages():
+        logger.warning(message)
+    _quiet_snapshot_warning()
+    storage_path = storage_path or DEFAULT_STORAGE_PATH
+    filesystem = storage.tune_filesystem(storage_path)
+    name = name or f"steerage-{family}-{data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     tuner = tune.Tuner(
-        make_trainable(data, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       checkpoint_seconds=checkpoint_seconds),
-        param_space=_training_constants(family, seed, epochs, training),
+        trainable,
+        param_space=constants,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, metric=METRIC, mode=MODE, num_samples=searcher.plan.total,
-            max_concurrent_trials=max_concurrent_trials or _trials_that_fit(
+            search_alg=searcher, metric=METRIC, mode=MODE,
+            # a space smaller than the budget is searched exhaustively, then it ends
+            num_samples=max(searcher.plan.total, budget or 0),
+            max_concurrent_trials=max_concurrent_trials or trials_that_fit(
                 cpus_per_trial, gpus_per_trial),
             scheduler=scheduler,
             reuse_actors=True),
         run_config=tune.RunConfig(
-            name=name or f"steerage-{family}-{data.name}-"
-                         f"{datetime.datetime.now():%Y%m%d-%H%M%S}",
-            storage_path=storage_path, verbose=verbose, callbacks=callbacks,
+            name=name,
+            storage_path=storage.local_storage_path(storage_path) if filesystem
+            else storage_path,
+            storage_filesystem=filesystem, verbose=verbose,
+            callbacks=[*(callbacks or []), FailurePolicy()],
+            failure_config=tune.FailureConfig(max_failures=max_failures),
             # One checkpoint per trial: the latest, which after the last epoch holds the
             # trained weights. Keeping every epoch's would cost gigabytes per search.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
-    return _collect(tuner.fit(), searcher)
+    try:
+        grid = _fit(tuner)
+    except TrialLost as lost:
+        path = f"{storage_path.rstrip('/')}/{name}"
+        if not tune.Tuner.can_restore(path):
+            raise  # lost before Tune saved any state
+        logger.warning("%s; restarting the search from its last saved state", lost)
+        return resume_global_search(path, data,
+                                    cpus_per_trial=cpus_per_trial,
+                                    gpus_per_trial=gpus_per_trial,
+                                    checkpoint_seconds=checkpoint_seconds)
+    _require_complete(grid, searcher)
+    return _collect(grid, searcher)
 
 
 def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
                          cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-                         checkpoint_seconds: float | None = CHECKPOINT_SECONDS
-                         ) -> GlobalSearchResult:
+                         checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
+                         address: str | None = None) -> GlobalSearchResult:
     """Continue an interrupted :func:`global_search` experiment stored at ``path``.
 
     Give the same dataset (Tune needs the trainable again). Finished trials are kept,
     unfinished ones resume from their last checkpoint under their old trial ids, and
     the searcher continues from its saved state, so the total number of trained
-    architectures is what an uninterrupted run trains, none twice.
+    architectures is what an uninterrupted run trains, none twice. Raises as
+    :func:`global_search` does.
     """
     data = dataset if isinstance(dataset, Dataset) else load_dataset_spec(dataset)
     trainable = make_trainable(data, cpus_per_trial=cpus_per_trial,
                                gpus_per_trial=gpus_per_trial,
                                checkpoint_seconds=checkpoint_seconds)
+    filesystem = storage.tune_filesystem(path)
+    if not tune.Tuner.can_restore(path):
+        raise ValueError(f"{path} holds no Tune experiment to resume")
+    connect(address)
+    check_trial_resources(cpus_per_trial, gpus_per_trial)
+    for message in release_held_messages():
+        logger.warning(message)
     _quiet_snapshot_warning()
-    grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True).fit()
+    for restart in range(MAX_RESTARTS + 1):
+        try:
+            with _patient_restore():
+                grid = _fit(tune.Tuner.restore(
+                    storage.local_storage_path(path) if filesystem else path,
+                    trainable=trainable, resume_unfinished=True,
+                    storage_filesystem=filesystem))
+            break
+        except TrialLost as lost:
+            if restart == MAX_RESTARTS:
+                raise
+            logger.warning("%s; restarting the search from its last saved state", lost)
     searcher = SteerageSearcher()
     searcher.restore_from_dir(grid.experiment_path)
+    _require_complete(grid, searcher)
     return _collect(grid, searcher)
 
 
-def _sized_space(space: SearchSpace | str | Mapping | None, family: str,
-                 data: Dataset) -> SearchSpace | Mapping:
-    """The family's preset (or the named one) sized for the data; other spaces as given."""
+#: Seconds the restored searcher waits for a trial it had in flight before it takes the
+#: trial for dropped by Tune and proposes its architecture again (see below).
+RESUME_GRACE_S = 600.0
+
+
+@contextlib.contextmanager
+def _patient_restore():
+    """``Tuner.restore(resume_unfinished=True)`` resumes every trial that was in flight,
+    but a resumed trial reports only after its actor has started, loaded its data and
+    trained an epoch, which can take far longer than the searcher's default grace
+    (``searchers.steerage.RESTORE_GRACE_S``, 10 s, meant for trials Tune *dropped*).
+    Past it the searcher proposed those architectures again, so they were trained
+    twice and the search ended short of its plan. While resuming, the grace is
+    :data:`RESUME_GRACE_S` (the storage keeps Tune's and the searcher's state in step,
+    so no trial is actually dropped)."""
+    from steerage_ray.searchers import steerage as searcher_module
+
+    default = searcher_module.RESTORE_GRACE_S
+    searcher_module.RESTORE_GRACE_S = max(default, RESUME_GRACE_S)
+    try:
+        yield
+    finally:
+        searcher_module.RESTORE_GRACE_S = default
+
+
+def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    """``tuner.fit()``, raising :class:`SearchInterrupted` where Tune received Ctrl-C
+    (it stops, saves its state and returns a partial result) and
+    :class:`~steerage_ray.storage.StorageFull` where the storage ran full.
+
+    Tune replaces the SIGINT handler while it runs and puts back the one it found
+    only when a stop signal arrives; it is put back here in every case, so a Ctrl-C
+    after the search (e.g. during local search) is not swallowed.
+    """
+    storage.clear_failures()
+    watch = _StopSignalWatch()
+    try:
+        grid = tuner.fit()
+    except Exception as error:
+        full = storage.storage_full(error) or storage.first_failure()
+        if full is not None:
+            raise full from None
+        lost = _in_chain(error, TrialLost)  # Tune wraps what a callback raises
+        if lost is not None:
+            raise lost from None
+        raise
+    finally:
+        interrupted = watch.stop()
+    if interrupted:
+        raise SearchInterrupted(grid.experiment_path, *_progress(grid))
+    return grid
+
+
+def _in_chain(error: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``error``'s cause/context chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _StopSignalWatch:
+    """Tells whether Tune received a stop signal (Ctrl-C / SIGUSR1) while it ran.
+
+    Tune's handler, on a stop signal, restores the SIGINT handler it found when the
+    run started: the watch installs a handler of its own before and sees it back
+    afterwards. (A second Ctrl-C reaches that handler, which raises
+    ``KeyboardInterrupt`` as Python's default does.)
+    """
+
+    def __init__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread() and \
+            not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+        if self.active:
+            self.original = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        if callable(self.original) and self.original not in (signal.SIG_IGN,
+                                                             signal.SIG_DFL):
+            self.original(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    def stop(self) -> bool:
+        if not self.active:
+            return False
+        received = signal.getsignal(signal.SIGINT) == self._handler
+        signal.signal(signal.SIGINT, self.original)
+        return received
+
+
+def _progress(grid: tune.ResultGrid) -> tuple[int, int]:
+    """Trials that ran to their end (finished or failed for good), trials created."""
+    return grid.num_terminated + grid.num_errors, len(grid)
+
+
+def _require_complete(grid: tune.ResultGrid, searcher: SteerageSearcher) -> None:
+    """Raise :class:`SearchInterrupted` unless every planned trial ran to its end."""
+    planned = searcher.plan.total
+    done, created = _progress(grid)
+    trials = searcher.observations
+    proposed = trials[trials["trial_id"].notna()] if len(trials) else trials
+    finished = int(proposed["status"].isin(("completed", "failed")).sum()) if len(
+        proposed) else 0
+    if searcher.in_flight or min(created, finished) < planned or done < created:
+        raise SearchInterrupted(grid.experiment_path, min(done, finished), planned)
+
+
+def _search_space(space: SearchSpace | str | Mapping | None, family: str,
+                  data: Dataset) -> SearchSpace:
+    """The family's preset (or the named one) sized for the data; a Tune param-space
+    dict converted; a ``SearchSpace`` as given."""
     preset = family if space is None else space
-    if not isinstance(preset, str):
+    if isinstance(preset, SearchSpace):
         return preset
+    if isinstance(preset, Mapping):
+        return from_tune(preset)
+    if not isinstance(preset, str):
+        raise ValueError(f"space must be a SearchSpace, a preset name or a Tune "
+                         f"param-space dict, got {type(preset).__name__}")
     sizing = {"ffnn": {"n_features": data.n_features},
               "lenet": {"image_size": data.input_shape[-1]}}
     return get_preset(preset, **sizing.get(preset, {}))
 
 
 def _training_constants(family: str, seed: int, epochs: int | None,
-                        training: Mapping[str, Any] | None) -> dict:
-    """Constants of every trial's config (Tune merges the searcher's suggestion in)."""
+                        training: Mapping[str, Any] | None, dataset_name: str) -> dict:
+    """Constants of every trial's config (Tune merges the searcher's suggestion in),
+    checked as ``TrainSettings`` before any trial starts."""
+    if training is not None and not isinstance(training, Mapping):
+        raise ValueError(f"training must be a dict of TrainSettings keys (e.g. "
+                         f"{{'lr': 0.01}}), got {type(training).__name__}")
     training = dict(training or {})
     unknown = sorted(set(training) - set(CONFIG_KEYS))
     if unknown:
@@ -186,6 +427,12 @@ def _training_constants(family: str, seed: int, epochs: int | None,
                          f"{list(CONFIG_KEYS)}")
     if epochs is not None:
         training["epochs"] = epochs
+    try:
+        settings_from(training, dataset_name, family)
+    except ValueError as error:
+        field = str(error).split(" ", 1)[0]
+        prefix = "" if field == "epochs" and epochs is not None else "training."
+        raise ValueError(f"{prefix}{error}") from None
     return {"family": family, "seed": seed, **training}
 
 
@@ -193,19 +440,6 @@ def _quiet_snapshot_warning() -> None:
     """Keeping one checkpoint per trial makes Tune snapshot the experiment after each
     checkpoint (that is what keeps resume exact); its warning about that is noise here."""
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-def _trials_that_fit(cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """How many trials the cluster's current resources run at once (at least 1)."""
-    if not ray.is_initialized():
-        ray.init()  # what Tuner.fit would do: connect to the cluster or start one
-    resources = ray.cluster_resources()
-    fits = []
-    if cpus_per_trial:
-        fits.append(resources.get("CPU", 0) // cpus_per_trial)
-    if gpus_per_trial:
-        fits.append(resources.get("GPU", 0) // gpus_per_trial)
-    return max(1, int(min(fits)))
 
 
 def _collect(grid: tune.ResultGrid, searcher: SteerageSearcher) -> GlobalSearchResult:

@@ -171,13 +171,23 @@ def test_resume_after_the_driver_is_killed_trains_nothing_twice(ray_session, tmp
 
 
 TWO_NODES = textwrap.dedent("""
-    import json, sys
+    import json, sys, threading
     from ray.cluster_utils import Cluster
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 1, "num_gpus": 1,
                                       "include_dashboard": False})
-    cluster.add_node(num_cpus=1, num_gpus=1)
+    worker = cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
+    from steerage_ray.run import progress
+    say = progress.say
+
+    def remove_the_second_node_after_trial_3(message):
+        say(message)
+        if message.startswith("trial 3 done"):
+            threading.Thread(target=cluster.remove_node, args=(worker,)).start()
+            print("REMOVED the second node", flush=True)
+
+    progress.say = remove_the_second_node_after_trial_3
     from steerage_ray.cli import main
     code = main(["search", "-e", "digits-ffnn", "--address", cluster.address,
                  "--budget", "9", "--ees-population", "20", "--ees-generations", "10",
@@ -188,15 +198,21 @@ TWO_NODES = textwrap.dedent("""
 """)
 
 
-def test_search_on_a_simulated_two_node_cluster_with_fake_gpus(tmp_path):
+def test_search_on_a_simulated_two_node_cluster_with_fake_gpus_losing_a_node(tmp_path):
     """Two Ray nodes with one fake GPU each: by default each trial takes one GPU, trials
-    land on both nodes, and they train on the CPU since torch sees no CUDA device."""
+    land on both nodes, and they train on the CPU since torch sees no CUDA device. The
+    second node is removed mid-search: the trial it ran is retried on the first, and the
+    search ends with every architecture trained once."""
     out = tmp_path / "two-nodes"
     done = subprocess.run([sys.executable, "-c", TWO_NODES, str(out)], env=_clean_env(),
                           capture_output=True, text=True, timeout=600)
     assert "EXIT 0" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "REMOVED the second node" in done.stdout
+    assert "lost its worker" in done.stdout, done.stdout[-3000:]  # a retry, not a loss
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 4 + 4 + 1
+    assert (trials["status"] == "completed").all()
+    assert not trials.duplicated([c for c in trials if c.startswith("config/")]).any()
     assert trials["node_id"].nunique() == 2, "trials ran on one node only"
     assert (trials["gpus_assigned"] == 1).all()
     assert not trials["on_gpu"].any()

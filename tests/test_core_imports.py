@@ -10,6 +10,7 @@ CORE_MODULES = [
     "steerage_ray.checks",
     "steerage_ray.families",
     "steerage_ray.pareto",
+    "steerage_ray.storage",
     "steerage_ray.space",
     "steerage_ray.space.nested",
     "steerage_ray.space.features",

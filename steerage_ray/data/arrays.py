@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from steerage_ray.checks import is_integer
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.data.scaling import standardize
 from steerage_ray.data.splits import encode_labels, split_count, stratified_split
@@ -50,6 +51,8 @@ def from_arrays(name: str, X: Any, y: Any, *, X_val: Any = None, y_val: Any = No
     (``meta["classes"]`` keeps the originals). Standardization statistics come from the
     training split only: per feature (tabular) or per channel (images).
     """
+    if not is_integer(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     parts = {"train": (_as_features(X, "X"), y)}
     for split, X_split, y_split in (("val", X_val, y_val), ("test", X_test, y_test)):
         if (X_split is None) != (y_split is None):
@@ -58,6 +61,9 @@ def from_arrays(name: str, X: Any, y: Any, *, X_val: Any = None, y_val: Any = No
             parts[split] = (_as_features(X_split, f"X_{split}"), y_split)
 
     encoded, classes = encode_labels(*(labels for _, labels in parts.values()))
+    if len(classes) < 2:
+        found = f"only the class {classes[0]!r}" if len(classes) else "no labels"
+        raise ValueError(f"y has {found}; classification needs at least 2 classes")
     parts = {split: (features, codes) for (split, (features, _)), codes
              in zip(parts.items(), encoded)}
     for split, (features, codes) in parts.items():

@@ -34,14 +34,23 @@ def load_csv(path: str | os.PathLike, label_column: str | int, *, name: str | No
     go to :func:`pandas.read_csv` (e.g. ``sep=";"``).
     """
     path = _existing(path)
-    table = pd.read_csv(path, **read_csv_options)
+    table = _read_csv(path, read_csv_options)
     if label_column not in table.columns:
         if isinstance(label_column, int) and -table.shape[1] <= label_column < table.shape[1]:
             label_column = table.columns[label_column]
         else:
             raise ValueError(f"label_column {label_column!r} is not a column of {str(path)!r}; "
                              f"available columns: {list(table.columns)}")
+    if table.empty:
+        raise ValueError(f"csv: {str(path)!r} has a header but no data rows")
     features = table.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise ValueError(f"csv: {str(path)!r} has no feature columns besides the label "
+                         f"column {str(label_column)!r}")
+    labels = table[label_column]
+    if labels.nunique(dropna=True) < 2:
+        raise ValueError(f"label_column {str(label_column)!r} of {str(path)!r} has a single "
+                         f"class ({labels.iloc[0]}); classification needs at least 2")
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         raise ValueError(f"feature columns {non_numeric} of {str(path)!r} are not numeric; "
@@ -55,6 +64,35 @@ def load_csv(path: str | os.PathLike, label_column: str | int, *, name: str | No
                        test_fraction=test_fraction,
                        meta={"source": str(path), "label_column": str(label_column),
                              "feature_names": [str(c) for c in features.columns]})
+
+
+def _read_csv(path: Path, options: dict) -> pd.DataFrame:
+    """``pandas.read_csv`` whose errors name the file and say what is wrong."""
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)
+    try:
+        head.decode(options.get("encoding") or "utf-8")
+        text = b"\0" not in head
+    except UnicodeDecodeError as error:
+        text = error.start >= len(head) - 4  # a character cut at the end of the sample
+    except LookupError:
+        raise ValueError(f"csv encoding {options['encoding']!r} is unknown") from None
+    if not text:
+        raise ValueError(f"csv: {str(path)!r} is not a text CSV file (it holds binary "
+                         f"data, or text in another encoding: pass encoding=...)")
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"csv: {str(path)!r} is empty (no header, no rows)") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"csv: {str(path)!r} is not a text CSV file (it holds bytes "
+                         f"that are not text in the expected encoding)") from None
+    except pd.errors.ParserError as error:
+        reason = " ".join(str(error).split()).removeprefix("Error tokenizing data. ")
+        raise ValueError(f"csv: cannot parse {str(path)!r}: {reason}") from None
+    except TypeError as error:
+        raise ValueError(f"csv options for {str(path)!r} are not accepted by "
+                         f"pandas.read_csv: {error}") from None
 
 
 # Accepted key sets of an .npz file, matched case-insensitively.

@@ -7,6 +7,7 @@ import os
 from functools import partial
 from typing import Any, Callable
 
+from steerage_ray.checks import is_integer
 from steerage_ray.data.bundled import (SKLEARN_LOADERS, load_digits_images, load_mnist1d,
                                       load_sklearn)
 from steerage_ray.data.dataset import Dataset
@@ -38,6 +39,8 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
     """
     if name not in _LOADERS:
         raise ValueError(f"dataset name {name!r} is unknown; valid names: {list(DATASET_NAMES)}")
+    if not is_integer(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     loader = _LOADERS[name]
     accepted = [parameter for parameter in inspect.signature(loader).parameters
                 if parameter not in ("root", "download", "seed")]

@@ -3,7 +3,10 @@ and check before a search that every architecture of a space can be prepared."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.data.images import downsample_images, target_size
@@ -44,9 +47,10 @@ def prepare_for_config(dataset: Dataset, config: Mapping[str, Any], seed: int = 
 def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
     """Raise ValueError before any trial if some config of ``space`` cannot train on ``dataset``.
 
-    Checks what would otherwise fail inside trials: a DR ratio leaving fewer than one
-    feature, a convolutional family on tabular data, and a fixed ``image_size`` that
-    differs from the data's without an ``image_filter`` to resize.
+    Checks what would otherwise fail inside trials: a space without the keys the
+    family's networks are built from (e.g. ``neurons_1`` for ``ffnn``), a DR ratio
+    leaving fewer than one feature, a convolutional family on tabular data, and a fixed
+    ``image_size`` that differs from the data's without an ``image_filter`` to resize.
     """
     if family != "ffnn" and dataset.kind != "image":
         raise ValueError(f"family {family!r} needs an image dataset, but {dataset.name!r} "
@@ -65,3 +69,23 @@ def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
         raise ValueError(f"space fixes image_size={size} but {dataset.name!r} has "
                          f"{dataset.input_shape[1]}x{dataset.input_shape[2]} images and "
                          f"the space has no image_filter to resize them")
+    _check_family_keys(space, family, dataset)
+
+
+def _check_family_keys(space: SearchSpace, family: str, dataset: Dataset) -> None:
+    """Refuse a space whose smallest or largest config (every conditional dimension
+    active) lacks a key the family's networks need, or holds one they cannot take."""
+    from steerage_ray.complexity_estimate import estimate_complexity  # (imports data)
+
+    for unit in (0.0, 1.0 - 1e-9):
+        codes = np.column_stack([dim.unit_to_codes(np.array([unit]))
+                                 for dim in space.dimensions]) if space.n_dims else \
+            np.zeros((1, 0))
+        config = space.decode_codes(codes)[0]
+        try:
+            estimate_complexity(family, config, dataset.input_shape, dataset.n_classes)
+        except ValueError as error:
+            keys = sorted(config)
+            raise ValueError(f"space does not fit family {family!r}: {error}; the space "
+                             f"has keys {keys} (see the {family!r} preset, "
+                             f"docs/ARCHITECTURE.md)") from None

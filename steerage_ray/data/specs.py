@@ -15,6 +15,7 @@ dataset once however many trials it runs.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -69,7 +70,20 @@ def _load_cached(frozen: str) -> Dataset:
     source = dataset_source(spec)
     if source == "name":
         return load_dataset(spec.pop("name"), **spec)
-    return FILE_LOADERS[source](spec.pop(source), **spec)
+    loader = FILE_LOADERS[source]
+    accepted = inspect.signature(loader).parameters
+    required = [name for name, parameter in accepted.items()
+                if parameter.default is inspect.Parameter.empty
+                and parameter.kind is not inspect.Parameter.VAR_KEYWORD and name != "path"]
+    missing = [name for name in required if name not in spec]
+    if missing:
+        raise ValueError(f"dataset spec with {source!r} needs {missing[0]!r}")
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(spec) - set(accepted) - {source})
+        if unknown:
+            raise ValueError(f"dataset spec with {source!r}: unknown option(s) {unknown}; "
+                             f"accepted: {[n for n in accepted if n != 'path']}")
+    return loader(spec.pop(source), **spec)
 
 
 def _freeze(spec: dict) -> str:

@@ -53,4 +53,7 @@ def __getattr__(name: str):
         from steerage_ray.local_search.tasks import run_local_search
 
         return run_local_search
+    if name == "run":  # the old name: say where it went instead of a bare AttributeError
+        raise AttributeError(f"{__name__}.run was renamed run_local_search (same "
+                             f"arguments): {__name__}.run_local_search(candidate, dataset)")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,10 @@ import pandas as pd
 import ray
 
 from steerage_ray.checks import integer
+from steerage_ray.cluster import connect
 from steerage_ray.data.dataset import Dataset
+from steerage_ray.data.prepare import prepare_for_config
+from steerage_ray.data.specs import load_dataset_spec
 from steerage_ray.local_search.candidate import FAMILY_SCHEMES, Candidate
 from steerage_ray.local_search.nest import NestOptions
 from steerage_ray.local_search.result import LocalSearchResult, schemes_pareto
@@ -29,7 +32,8 @@ _scheme_task = ray.remote(run_one_scheme)
 
 
 def run_local_search(
-        candidate: Candidate | Mapping, dataset: Dataset, *, family: str | None = None,
+        candidate: Candidate | Mapping, dataset: Dataset | str | Mapping, *,
+        family: str | None = None,
         schemes: Sequence[str] | None = None, iterations: int = 6,
         settings: TrainSettings | None = None, seed: int = 0,
         num_gpus_per_task: float | None = None, num_cpus_per_task: float = 1,
@@ -39,7 +43,9 @@ def run_local_search(
         fault_injection: Mapping[str, str] | None = None) -> LocalSearchResult:
     """Run local search schemes on ``candidate`` as parallel Ray tasks.
 
-    - ``dataset``: the data the candidate expects (after ``prepare_for_config``);
+    - ``dataset``: the data the candidate expects (after ``prepare_for_config``), or a
+      dataset name or spec (``"digits"``), loaded and prepared for the candidate's
+      config here;
     - ``schemes``: default ``("A", "B", "C")`` for ``ffnn`` and ``("A", "B", "C",
       "nest")`` for ``lenet`` (A/B/C then act on the CNN's classifier);
     - ``iterations``: operations per scheme, each followed by training and validation;
@@ -52,9 +58,13 @@ def run_local_search(
     - ``fault_injection``: test hook, ``{scheme: message}`` makes that scheme's task raise
       ``RuntimeError(message)`` on the worker, to exercise failure handling for real.
 
-    Everything is validated before a task starts; Ray is initialised if it is not.
+    Everything is validated before a task starts; an embedded local Ray is started if
+    Ray is not initialised. On Ctrl-C the scheme tasks are cancelled before the
+    ``KeyboardInterrupt`` goes on.
     """
     candidate = Candidate.from_value(candidate, family)
+    if not isinstance(dataset, Dataset):
+        dataset = prepare_for_config(load_dataset_spec(dataset), candidate.config, seed=seed)
     schemes = _checked_schemes(schemes, candidate.family)
     iterations = integer(iterations, "iterations", 1)
     if num_gpus_per_task is not None and num_gpus_per_task < 0:
@@ -71,8 +81,7 @@ def run_local_search(
     settings = settings or settings_for(dataset.name, candidate.family, epochs=10)
     candidate.build(dataset, seed)  # shape mismatches fail here, before any task starts
 
-    if not ray.is_initialized():
-        ray.init()
+    connect()
     if num_gpus_per_task is None:
         num_gpus_per_task = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     threads = max(1, int(num_cpus_per_task))
@@ -84,8 +93,11 @@ def run_local_search(
         for scheme in schemes
     }
     results, infos, failures = _wait_for(pending)
+    # in the order asked for, not the order the tasks finished: ties on the Pareto front
+    # then go the same way in every run (a resumed run equals an uninterrupted one)
+    results = {s: results[s] for s in schemes if s in results}
     return LocalSearchResult(
-        scheme_results={s: results[s] for s in schemes if s in results},
+        scheme_results=results,
         pareto=schemes_pareto(results),
         failures=failures,
         tasks=pd.DataFrame(infos, columns=["scheme", "started", "finished", "device", "pid"]),
@@ -114,15 +126,20 @@ def _wait_for(pending: dict) -> tuple[dict[str, SchemeResult], list[dict], dict[
     """Results, task infos and failures of the scheme tasks, as each one finishes."""
     results: dict[str, SchemeResult] = {}
     infos, failures = [], {}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            scheme = pending.pop(ref)
-            try:
-                results[scheme], info = ray.get(ref)
-                infos.append(info)
-            except Exception as error:  # noqa: BLE001 - a failed scheme is reported, not fatal
-                failures[scheme] = _error_message(error)
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                scheme = pending.pop(ref)
+                try:
+                    results[scheme], info = ray.get(ref)
+                    infos.append(info)
+                except Exception as error:  # noqa: BLE001 - reported, not fatal
+                    failures[scheme] = _error_message(error)
+    except KeyboardInterrupt:
+        for ref in pending:  # nothing keeps training after Ctrl-C
+            ray.cancel(ref, force=True)
+        raise
     return results, infos, failures
 
 

@@ -8,11 +8,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from steerage_ray.checks import integer
+from steerage_ray.cluster import release_held_messages
 from steerage_ray.data import Dataset
-from steerage_ray.experiment import Experiment
-from steerage_ray.run.baseline import run_baseline
-from steerage_ray.run.directory import ExperimentDir
-from steerage_ray.run.inputs import experiment_space, load_experiment_data
+from steerage_ray.experiment import Experiment, parse_experiment
+from steerage_ray.run.baseline import baseline_model, run_baseline
+from steerage_ray.run.directory import ExperimentDir, require_writable_storage
+from steerage_ray.run.inputs import (
+    experiment_space,
+    load_experiment_data,
+    with_absolute_paths,
+)
 from steerage_ray.run.phases import (
     global_search_phase,
     local_search_phase,
@@ -28,13 +34,24 @@ Phase = tuple[str, Callable[[], object]]
 
 def run_experiment(experiment: Experiment, output: str | Path, *, address: str | None = None,
                    storage: str | None = None, verbose: int = 0) -> ExperimentDir:
-    """Run every phase of ``experiment`` into a new experiment directory."""
+    """Run every phase of ``experiment`` into a new experiment directory.
+
+    Everything that can be checked without Ray is checked before Ray starts (the
+    output and storage paths, the data, the space against the family and the data,
+    the baseline), and the cluster's resources before the directory is made, so a
+    refused run leaves nothing behind.
+    """
     run_dir = ExperimentDir(output)
     run_dir.require_new()  # before any work, not only when the directory is written
+    if storage:
+        require_writable_storage(storage)
+    experiment = with_absolute_paths(experiment)  # `resume` may run elsewhere
     data = load_experiment_data(experiment)
     experiment_space(experiment, data)  # a space that does not fit fails before Ray
+    baseline_model(experiment, data)  # so does a baseline that cannot be built
     start_ray(address)
     resolved = resolve_resources(experiment)
+    _show_ray_messages()
     run_dir.create(experiment)  # as written: "auto" GPUs are decided again on resume
     if storage:
         run_dir.write_json("storage.json", {"storage": storage})
@@ -49,21 +66,34 @@ def resume_experiment(directory: str | Path, *, address: str | None = None,
     data = load_experiment_data(experiment)
     start_ray(address)
     experiment = resolve_resources(experiment)
+    _show_ray_messages()
     return _run_all(experiment, data, run_dir, run_dir.storage(), verbose)
 
 
 def rerun_local_search(directory: str | Path, *, address: str | None = None,
                        schemes: list[str] | None = None,
                        iterations: int | None = None) -> ExperimentDir:
-    """Run local search again on a finished global search (other schemes/iterations)."""
+    """Run local search again on a finished global search (other schemes/iterations).
+
+    The experiment's files change only once the new local search has finished."""
     run_dir = ExperimentDir(directory)
     experiment = run_dir.experiment()
     if not run_dir.done("global_search"):
         raise ValueError(f"{run_dir.path}: global search has not finished; run "
                          f"`steerage resume {run_dir.path}` first")
+    if iterations is not None:
+        integer(iterations, "--iterations", 1)
+    if schemes is not None:
+        local = {**experiment.to_dict()["local_search"], "schemes": list(schemes),
+                 "enabled": True}
+        try:
+            parse_experiment({**experiment.to_dict(), "local_search": local})
+        except ValueError as error:
+            raise ValueError(f"--schemes: {str(error).split(': ', 1)[-1]}") from None
     data = load_experiment_data(experiment)
     start_ray(address)
     experiment = resolve_resources(experiment)
+    _show_ray_messages()
     started = time.perf_counter()
     save_local_search(local_search_phase(experiment, data, run_dir, schemes, iterations),
                       run_dir)
@@ -107,6 +137,12 @@ def run_phases(phases: Sequence[Phase], run_dir: ExperimentDir) -> None:
         started = time.perf_counter()
         step()
         run_dir.mark_done(phase, time.perf_counter() - started)
+
+
+def _show_ray_messages() -> None:
+    """Ray's start-up banners, held back until the run's checks have passed."""
+    for message in release_held_messages():
+        say(f"ray: {message}")
 
 
 def _run_all(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,

@@ -13,17 +13,26 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
     local_search/          pareto.csv, history.csv, failures.json, models.pt
     summary.csv, summary.md, plots/*.png
     export/                models written by `steerage export`
+
+Every file is written whole or not at all (``storage.atomic_write``): a full disk or an
+interrupt leaves the previous copy, and ``progress.json`` marks a phase done only after
+all its files are written. A directory is only started where nothing would be
+overwritten: a new or empty folder that this process can write to.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from steerage_ray.experiment import Experiment, parse_experiment
+from steerage_ray.storage import atomic_write, is_local_path
 
 #: The Tune experiment's name: its folder under ``tune/`` (or under ``--storage``).
 TUNE_NAME = "global_search"
@@ -42,23 +51,38 @@ class ExperimentDir:
         return self.file("experiment.yaml").is_file()
 
     def require_new(self) -> None:
-        """Refuse to start over an existing experiment (nothing is ever overwritten)."""
+        """Refuse to start anywhere something would be overwritten: over an existing
+        experiment, a file, or a folder that already holds files; and where this
+        process cannot create the directory. Creates nothing."""
         if self.exists():
             raise ValueError(f"{self.path} already holds an experiment; continue it with "
                              f"`steerage resume {self.path}` or choose another --output")
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"--output {self.path} is a file, not a directory; choose "
+                             f"another --output")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise ValueError(f"--output {self.path} already holds files but no "
+                             f"experiment.yaml; choose a new or empty folder (nothing "
+                             f"there is overwritten)")
+        require_writable(self.path, "--output")
 
     def create(self, experiment: Experiment) -> None:
         self.require_new()
         self.path.mkdir(parents=True, exist_ok=True)
-        self.file("experiment.yaml").write_text(
-            yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+        self.write_text("experiment.yaml",
+                        yaml.safe_dump(experiment.to_dict(), sort_keys=False))
         self.write_json("progress.json", {"done": [], "seconds": {}})
 
     def experiment(self) -> Experiment:
         if not self.exists():
             raise ValueError(f"{self.path} is not an experiment directory (no "
                              f"experiment.yaml); start one with `steerage search`")
-        data = yaml.safe_load(self.file("experiment.yaml").read_text())
+        try:
+            data = yaml.safe_load(self.file("experiment.yaml").read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{self.file('experiment.yaml')} is not valid YAML "
+                             f"({getattr(error, 'problem', error)}); it was not written "
+                             f"by steerage or was edited since") from None
         return parse_experiment(data, source=str(self.file("experiment.yaml")))
 
     def read_json(self, name: str) -> Any:
@@ -66,11 +90,19 @@ class ExperimentDir:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def write_json(self, name: str, value: Any) -> Path:
+        return self.write_text(name, json.dumps(value, indent=2, default=_json_default))
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.write_with(name, lambda path: path.write_text(text))
+
+    def write_with(self, name: str, write: Callable[[Path], object]) -> Path:
+        """Write the file ``name`` (folders made as needed) with ``write(path)``, whole
+        or not at all: ``write`` gets a temporary path that replaces ``name`` only
+        once it returns; a full disk raises ``storage.StorageFull``."""
         path = self.file(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_text(json.dumps(value, indent=2, default=_json_default))
-        temporary.replace(path)
+        with atomic_write(path) as temporary:
+            write(temporary)
         return path
 
     def done(self, phase: str) -> bool:
@@ -90,6 +122,33 @@ class ExperimentDir:
     def tune_storage(self, storage: str | None = None) -> str:
         """Where the Tune experiment lives: ``storage`` when given, else ``tune/``."""
         return storage or str(self.file("tune"))
+
+
+def require_writable(path: str | Path, field: str) -> None:
+    """Refuse ``path`` (a directory to be made) unless this process can create it: its
+    nearest existing ancestor must be a directory where a file can be made. Leaves
+    nothing behind."""
+    path = Path(path).expanduser().absolute()
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{field} {path}: {ancestor} is a file, not a directory")
+    try:
+        probe = tempfile.mkdtemp(prefix=".steerage-write-test-", dir=ancestor)
+        os.rmdir(probe)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ValueError(f"{field} {path}: cannot create it in {ancestor} ({reason})") \
+            from None
+
+
+def require_writable_storage(storage: str) -> None:
+    """A local or NFS ``--storage`` path must be creatable (object stores are checked by
+    Tune when it starts)."""
+    if is_local_path(storage):
+        local = storage.removeprefix("file://")
+        require_writable(local, "--storage")
 
 
 def plain(value: Any) -> Any:

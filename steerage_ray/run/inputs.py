@@ -3,8 +3,15 @@ and the training settings of each phase."""
 
 from __future__ import annotations
 
-from steerage_ray.data import Dataset, dataset_source, load_dataset_spec
-from steerage_ray.data.specs import expand_paths
+import os
+
+from steerage_ray.data import (
+    Dataset,
+    check_space_fits,
+    dataset_source,
+    load_dataset_spec,
+)
+from steerage_ray.data.specs import PATH_KEYS, expand_paths
 from steerage_ray.experiment import Experiment, parse_experiment
 from steerage_ray.searchers.tune_space import load_space_file
 from steerage_ray.space import SearchSpace, get_preset
@@ -30,6 +37,25 @@ def with_dataset_path(experiment: Experiment, path: str | None,
                             source=experiment.source)
 
 
+def with_absolute_paths(experiment: Experiment) -> Experiment:
+    """The experiment with relative dataset and space-file paths made absolute (from
+    the current directory, where they are read now), so that the experiment directory
+    records paths that `steerage resume` finds from any directory."""
+    dataset = {key: _absolute(value) if key in PATH_KEYS and isinstance(value, str)
+               else value for key, value in experiment.dataset.items()}
+    space = dict(experiment.space)
+    if isinstance(space.get("file"), str):
+        space["file"] = _absolute(space["file"])
+    if dataset == experiment.dataset and space == experiment.space:
+        return experiment
+    return parse_experiment({**experiment.to_dict(), "dataset": dataset, "space": space},
+                            source=experiment.source)
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def load_experiment_data(experiment: Experiment) -> Dataset:
     """The experiment's dataset (paths expanded); errors name the dataset field."""
     spec = expand_paths(experiment.dataset)
@@ -40,6 +66,19 @@ def load_experiment_data(experiment: Experiment) -> Dataset:
 
 def experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
     """The search space: a preset sized for the data, or a user's YAML space file."""
+    space = _experiment_space(experiment, data)
+    try:
+        check_space_fits(space, experiment.family, data)
+    except ValueError as error:
+        file = experiment.space.get("file")
+        where = f"file {file}" if file else f"preset {experiment.space.get('preset')!r}"
+        message = str(error)
+        message = message[len("space"):] if message.startswith("space ") else f": {message}"
+        raise ValueError(f"space {where}{message}") from None
+    return space
+
+
+def _experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
     options = dict(experiment.space)
     if "file" in options:
         return load_space_file(options["file"])
@@ -53,7 +92,10 @@ def experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
         options["n_features"] = data.n_features
     if preset == "lenet" and data.kind == "image":
         options.setdefault("image_size", data.input_shape[-1])
-    return get_preset(preset, **options)
+    try:
+        return get_preset(preset, **options)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"space: {error}") from None
 
 
 def training_settings(experiment: Experiment, data: Dataset,

@@ -13,11 +13,19 @@ from ray import tune
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.data import Dataset, prepare_for_config
 from steerage_ray.experiment import Experiment
-from steerage_ray.global_search import GlobalSearchResult, global_search, resume_global_search
+from steerage_ray.global_search import (
+    GlobalSearchResult,
+    global_search,
+    resume_global_search,
+)
 from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
 from steerage_ray.report import format_summary, summary_table, write_plots
 from steerage_ray.run.directory import TUNE_NAME, ExperimentDir, plain
-from steerage_ray.run.inputs import experiment_space, training_overrides, training_settings
+from steerage_ray.run.inputs import (
+    experiment_space,
+    training_overrides,
+    training_settings,
+)
 from steerage_ray.run.progress import TrialProgress, say
 from steerage_ray.trainables import METRIC
 
@@ -41,6 +49,7 @@ def global_search_arguments(experiment: Experiment, data: Dataset, storage_path:
         cpus_per_trial=resources["cpus_per_trial"],
         gpus_per_trial=resources["gpus_per_trial"],
         max_concurrent_trials=resources["max_concurrent_trials"],
+        max_failures=resources["max_failures"],
         storage_path=storage_path, name=TUNE_NAME, seed=experiment.seed, verbose=verbose,
         callbacks=None if verbose else [TrialProgress()], **search)
 
@@ -67,21 +76,26 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
     Both are recorded; only validation accuracy chooses, never test accuracy.
     """
     trials = result.trials.reset_index(drop=True).rename(columns={"metric": METRIC})
-    trials.to_csv(run_dir.file("trials.csv"), index=False)
-    trials.to_parquet(run_dir.file("trials.parquet"), index=False)
-    result.round_scores.to_csv(run_dir.file("predictor_rounds.csv"), index=False)
-    if result.best_observed_config is None:
-        raise RuntimeError("global search finished without a successfully trained "
-                           "architecture; see trials.csv and the trials' error.txt")
+    run_dir.write_with("trials.csv", lambda path: trials.to_csv(path, index=False))
+    run_dir.write_with("trials.parquet", lambda path: trials.to_parquet(path, index=False))
+    run_dir.write_with("predictor_rounds.csv",
+                       lambda path: result.round_scores.to_csv(path, index=False))
+    if result.best_observed_config is None:  # one line for the person watching
+        tune_dir = run_dir.tune_storage(run_dir.storage())
+        raise ValueError(f"global search finished without a successfully trained "
+                         f"architecture: every trial failed; see "
+                         f"{run_dir.file('trials.csv')} and the trials' error.txt under "
+                         f"{tune_dir}")
     phase = str(trials.loc[trials[METRIC].idxmax(), "phase"])  # the same argmax
     winner = {"config": plain(result.best_observed_config),
               "result": plain(result.best_observed_result), "phase": phase,
               "ees_winner": None if result.best_config is None else {
                   "config": plain(result.best_config),
                   "result": plain(result.best_result)}}
-    run_dir.write_json("global_winner.json", winner)
     if result.best_observed_state_dict is not None:
-        torch.save(result.best_observed_state_dict, run_dir.file("winner_state.pt"))
+        run_dir.write_with("winner_state.pt", lambda path: torch.save(
+            result.best_observed_state_dict, path))
+    run_dir.write_json("global_winner.json", winner)  # last: local search reads it
     say(f"global-search winner ({phase} round): validation accuracy "
         f"{winner['result']['val_acc']:.4f}, test accuracy "
         f"{winner['result']['test_acc']:.4f}, {winner['result']['params']:,} parameters")
@@ -105,7 +119,7 @@ def local_search_arguments(experiment: Experiment, data: Dataset, run_dir: Exper
         candidate=Candidate(family=experiment.family, config=config, state_dict=state),
         dataset=prepare_for_config(data, config, seed=experiment.seed),
         schemes=schemes or options["schemes"],
-        iterations=iterations or options["iterations"],
+        iterations=options["iterations"] if iterations is None else iterations,
         settings=training_settings(experiment, data, epochs),
         seed=experiment.seed, growth_ratio=options["growth_ratio"],
         pruning_ratio=options["pruning_ratio"],
@@ -122,17 +136,19 @@ def local_search_phase(experiment: Experiment, data: Dataset, run_dir: Experimen
 
 def save_local_search(result: LocalSearchResult, run_dir: ExperimentDir) -> None:
     """Write the Pareto set, the schemes' histories, failures and the Pareto models."""
-    folder = run_dir.file("local_search")
-    folder.mkdir(exist_ok=True)
-    result.pareto.to_csv(folder / "pareto.csv", index=False)
-    histories = [h.assign(scheme=s) for s, h in result.histories.items()]
-    if histories:
-        pd.concat(histories, ignore_index=True).to_csv(folder / "history.csv", index=False)
-    run_dir.write_json("local_search/failures.json", result.failures)
     models = {(row.scheme, int(row.step)): result.model(row.scheme, int(row.step)).cpu()
               for row in result.pareto.itertuples()}
-    torch.save({"models": models, "input_shape": result.input_shape,
-                "quant_bits": result.quant_bits}, folder / "models.pt")
+    run_dir.write_with("local_search/models.pt", lambda path: torch.save(
+        {"models": models, "input_shape": result.input_shape,
+         "quant_bits": result.quant_bits}, path))
+    histories = [h.assign(scheme=s) for s, h in result.histories.items()]
+    if histories:
+        history = pd.concat(histories, ignore_index=True)
+        run_dir.write_with("local_search/history.csv",
+                           lambda path: history.to_csv(path, index=False))
+    run_dir.write_json("local_search/failures.json", result.failures)
+    run_dir.write_with("local_search/pareto.csv",
+                       lambda path: result.pareto.to_csv(path, index=False))
 
 
 def write_report(run_dir: ExperimentDir) -> str:
@@ -142,9 +158,8 @@ def write_report(run_dir: ExperimentDir) -> str:
     pareto = pd.read_csv(pareto_path) if pareto_path.is_file() else None
     winner = run_dir.read_json("global_winner.json") or {}
     table = summary_table(run_dir.read_json("baseline.json"), winner.get("result"), pareto)
-    table.to_csv(run_dir.file("summary.csv"), index=False)
+    run_dir.write_with("summary.csv", lambda path: table.to_csv(path, index=False))
     text = format_summary(table)
-    run_dir.file("summary.md").write_text(
-        f"# {run_dir.experiment().name}\n\n```\n{text}\n```\n")
+    run_dir.write_text("summary.md", f"# {run_dir.experiment().name}\n\n```\n{text}\n```\n")
     write_plots(run_dir.path, trials, pareto)
     return text

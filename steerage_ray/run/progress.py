@@ -29,6 +29,17 @@ class TrialProgress(tune.Callback):
             f"(best so far {self.best:.4f})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        if trial.max_failures < 0 or trial.run_metadata.num_failures <= trial.max_failures:
+            say(f"trial {trial.trial_id} failed before it ran (the reused actor it was "
+                f"handed had died); the search restarts from its last saved state")
+            return  # trainables.FailurePolicy restarts the search: it is not lost
         self.finished += 1
-        say(f"trial {self.finished} failed: {trial.trial_id} (its error.txt is under "
+        reason = (trial.last_result or {}).get("trial_error")
+        say(f"trial {self.finished} failed: {trial.trial_id}"
+            f"{f': {reason}' if reason else ''} (its error.txt is under "
             f"tune/{TUNE_NAME}); the search goes on without it")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        say(f"trial {trial.trial_id} lost its worker (actor or node died); retrying it "
+            f"from its last checkpoint (failure {trial.run_metadata.num_failures} of at "
+            f"most {trial.max_failures})")

@@ -1,24 +1,22 @@
-"""The Ray session of a run: start or join Ray, and fit per-trial resources to it."""
+"""The Ray session of a run: start or join Ray, and fit per-trial resources to it.
+
+The checks themselves live in ``steerage_ray.cluster``, shared with the Python API
+(``global_search``); this module applies them to an ``Experiment``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import ray
-
+from steerage_ray.cluster import check_trial_resources, connect, largest_node
 from steerage_ray.experiment import Experiment
 
 
 def start_ray(address: str | None) -> None:
     """Join the Ray cluster at ``address``, or start an embedded local Ray (never an
-    unrelated one already running on this machine); nothing if Ray is running here."""
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(address="local", include_dashboard=False, configure_logging=False,
-                 log_to_driver=False)
+    unrelated one already running on this machine); nothing if Ray is running here.
+    An address nothing answers at is refused within seconds (one line)."""
+    connect(address)
 
 
 def resolve_resources(experiment: Experiment) -> Experiment:
@@ -28,9 +26,8 @@ def resolve_resources(experiment: Experiment) -> Experiment:
     trial per GPU on a multi-GPU machine), none otherwise. Per-trial resources no node
     can provide are refused with a message naming the field.
     """
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    return fit_resources(experiment, cpus=max((n.get("CPU", 0) for n in nodes), default=0),
-                         gpus=max((n.get("GPU", 0) for n in nodes), default=0))
+    cpus, gpus = largest_node()
+    return fit_resources(experiment, cpus=cpus, gpus=gpus)
 
 
 def fit_resources(experiment: Experiment, cpus: float, gpus: float) -> Experiment:
@@ -40,12 +37,6 @@ def fit_resources(experiment: Experiment, cpus: float, gpus: float) -> Experimen
         experiment = replace(experiment, resources={
             **experiment.resources, "gpus_per_trial": 1 if gpus >= 1 else 0})
     wanted = experiment.resources
-    if wanted["gpus_per_trial"] > gpus:
-        raise ValueError(f"resources.gpus_per_trial={wanted['gpus_per_trial']} but the "
-                         f"largest node of this Ray cluster has {gpus:g} GPU(s); lower "
-                         f"--gpus-per-trial or add GPU nodes")
-    if wanted["cpus_per_trial"] > cpus:
-        raise ValueError(f"resources.cpus_per_trial={wanted['cpus_per_trial']} but the "
-                         f"largest node of this Ray cluster has {cpus:g} CPU(s); lower "
-                         f"--cpus-per-trial")
+    check_trial_resources(wanted["cpus_per_trial"], wanted["gpus_per_trial"], cpus=cpus,
+                          gpus=gpus, prefix="resources.")
     return experiment

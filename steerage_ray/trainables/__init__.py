@@ -2,6 +2,8 @@
 
 from steerage_ray.trainables.train_architecture import (
     CHECKPOINT_SECONDS,
+    FailurePolicy,
+    TrialLost,
     METRIC,
     MODE,
     load_checkpoint_state,
@@ -10,5 +12,5 @@ from steerage_ray.trainables.train_architecture import (
     with_resources,
 )
 
-__all__ = ["CHECKPOINT_SECONDS", "METRIC", "MODE", "load_checkpoint_state",
-           "make_trainable", "train_architecture", "with_resources"]
+__all__ = ["CHECKPOINT_SECONDS", "FailurePolicy", "METRIC", "MODE", "load_checkpoint_state",
+           "make_trainable", "train_architecture", "TrialLost", "with_resources"]

@@ -22,6 +22,14 @@ and ``flops``, plus where it ran (``on_gpu``: False on a GPU torch cannot use, e
 fake GPUs of a simulated cluster; ``gpus_assigned``; ``node_id``, the Ray node;
 ``torch_threads``, set to the trial's CPUs). The metric is always reported: a diverged
 model reports ``val_acc = 0.0`` with ``diverged = True``.
+
+Failures: an error raised while training (the user's data, config or model) is
+reported as a last result with ``trial_error`` (and ``val_acc`` NaN) before it is
+raised, so the driver's :class:`FailurePolicy` can tell it from a system failure (a
+dead actor or node, a lost object), which Tune's ``FailureConfig`` retries from the
+trial's last checkpoint; retrying the user's own error would only fail again. A write
+that finds the storage full is reported as ``storage_error`` (the path), and the
+policy stops the whole run at once: every later trial would fail the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import ray
 import torch
 from ray import tune
 
+from steerage_ray import storage
 from steerage_ray.checks import is_number, number
 from steerage_ray.data import Dataset, load_dataset_spec, prepare_for_config
 from steerage_ray.families import check_family
@@ -73,7 +82,21 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
     resumed epochs. The last report carries a checkpoint of the returned (best-epoch)
     weights, so the winner of a search can be loaded without retraining
     (``GlobalSearchResult.best_state_dict``).
+
+    An error is reported (``trial_error`` or ``storage_error``) before it is raised, see
+    the module docstring; Ray's own errors (system failures) are raised as they are.
     """
+    try:
+        _train_and_report(config, dataset, checkpoint_seconds)
+    except ray.exceptions.RayError:
+        raise  # a system failure: Tune retries the trial (FailureConfig)
+    except Exception as error:
+        _report_failure(error)
+        raise
+
+
+def _train_and_report(config: dict, dataset: Dataset | None,
+                      checkpoint_seconds: float | None) -> None:
     if config.get("family") is None:
         raise ValueError("config['family'] is missing: give 'ffnn', 'lenet' or 'resnet'")
     family = check_family(config["family"])
@@ -98,6 +121,7 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
                   "stop_reason": "completed"}
         end_epoch = start_epoch
         reporter.last_weights = model.state_dict()
+        reporter.last_metrics = {"epoch": end_epoch}
     # Resumable state plus the returned weights (e.g. the winner's, for local search).
     final_state = {"model": reporter.last_weights or model.state_dict(),
                    "optimizer": optimizer_state, "epoch": end_epoch,
@@ -222,6 +246,66 @@ def _restore_checkpoint(model: torch.nn.Module, epochs: int) -> tuple[int, dict 
     finished = state["epoch"] >= epochs and "best_model" in state
     model.load_state_dict(state["best_model"] if finished else state["model"])
     return state["epoch"], state["optimizer"]
+
+
+def _report_failure(error: Exception) -> None:
+    """Tell the driver why this trial fails (see the module docstring); nothing outside
+    a Tune session or when even this report cannot be made."""
+    full = storage.storage_full(error)
+    if full is not None:
+        full = storage.first_failure() or full  # the path, as the filesystem saw it
+        failure = {"storage_error": str(full.filename)}
+    else:
+        failure = {"trial_error": f"{type(error).__name__}: {error}"}
+    try:
+        tune.report({METRIC: math.nan, **failure})
+    except Exception:  # noqa: BLE001 - the original error is what matters
+        pass
+
+
+class FailurePolicy(tune.Callback):
+    """What the driver does when a trial fails (a Tune callback of every global search).
+
+    - a system failure (actor or node died, object lost) is left to Tune's
+      ``FailureConfig(max_failures=...)``: the trial restarts from its last checkpoint;
+    - an error the trial reported as ``trial_error`` (raised by training itself) ends
+      the trial for good, however many retries are left;
+    - a system failure that Tune ends the trial for although retries are left stops
+      the run with :class:`TrialLost`, and the caller restarts it from the last saved
+      state (``global_search`` does): Tune retries only a trial that was running, so a
+      trial handed a reused actor that had died meanwhile (killed, or on a lost node)
+      used to be lost at once, and the search went on without its architecture;
+    - a full storage (``storage_error`` from a trial, or a write of the driver's own
+      experiment state) stops the run with :class:`~steerage_ray.storage.StorageFull`
+      naming the path; everything written before stays as it was.
+    """
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if result.get("storage_error"):
+            raise storage.StorageFull(result["storage_error"])
+        if result.get("trial_error"):
+            trial.max_failures = 0  # the error that follows is final, not retried
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        retries_left = trial.max_failures < 0 or \
+            trial.run_metadata.num_failures <= trial.max_failures
+        if retries_left:  # not a training error (those have max_failures 0): Tune gave up
+            raise TrialLost(trial.trial_id)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        failure = storage.first_failure()
+        if failure is not None:
+            raise failure
+
+
+class TrialLost(RuntimeError):
+    """Tune ended a trial for a system failure although it had retries left; the run
+    must restart from its last saved state (where the trial is still in flight)."""
+
+    def __init__(self, trial_id: str) -> None:
+        super().__init__(f"trial {trial_id} was lost to a system failure that Tune did "
+                         f"not retry")
+        self.trial_id = trial_id
 
 
 def _report(metrics: dict, state: dict | None = None) -> None:
