@@ -143,15 +143,18 @@ def test_random_neuron_growth_leaves_the_function_unchanged():
 
 def test_scheme_c_prunes_and_records_its_history(digits, trained_mlp):
     start = SparseFeedForward.from_linears(_linears(trained_mlp))
-    options = ScannOptions(initial_pruning_ratio=0.5, pruning_ratio=0.3, growth_ratio=0.02)
-    result = run_scheme("C", start, digits, iterations=3, settings=QUICK, options=options,
+    options = ScannOptions(initial_pruning_ratio=0.5, pruning_ratio=0.3, growth_ratio=0.2,
+                           prune_tolerance=None)
+    result = run_scheme("C", start, digits, iterations=4, settings=QUICK, options=options,
                         pretrained=True)
     history = result.history
-    assert list(history["operation"]) == ["start", "prune_hard", "grow_connections",
-                                          "prune_connections"]
+    assert list(history["operation"]) == ["start", "prune_hard", "prune_connections",
+                                          "prune_connections", "grow_connections"]
+    assert not history["undone"].any()
     assert history.loc[0, "params"] == count_params(trained_mlp)
     assert history.loc[1, "params"] < 0.6 * history.loc[0, "params"]
-    assert history.loc[2, "params"] > history.loc[1, "params"]
+    assert history.loc[3, "params"] < 0.75 * history.loc[2, "params"]
+    assert history.loc[4, "params"] > history.loc[3, "params"]
     assert (history["flops"].diff().iloc[1:] * history["params"].diff().iloc[1:] > 0).all()
     assert history["val_acc"].between(0.5, 1).all()
     assert result.best_step == select_point(history).name
@@ -176,7 +179,8 @@ def test_scheme_a_starts_small_and_grows(digits, trained_mlp):
 def test_scheme_b_grows_skip_connections(digits, trained_mlp):
     start = SparseFeedForward.from_linears(_linears(trained_mlp), skip_connections=True)
     result = run_scheme("B", start, digits, iterations=2, settings=QUICK, pretrained=True,
-                        options=ScannOptions(growth_ratio=0.05))
+                        options=ScannOptions(schedule=("prune_hard", "grow_connections"),
+                                             growth_ratio=0.1))
     grown = result.models[2]
     skips = [(s, t) for s, t in grown.active_connections() if s < 64 and t >= 64 + 48]
     assert skips, "connection growth activated no skip connection from the inputs"
