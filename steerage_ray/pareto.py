@@ -42,3 +42,27 @@ def select_point(points: pd.DataFrame, tolerance: float = 0.0) -> pd.Series:
                                   kind="stable")
     return ranked.iloc[0]
 
+
+
+#: The compact choice's default tolerance: 0.5 points of validation accuracy.
+DEFAULT_SELECT_TOLERANCE = 0.005
+
+#: The named choices of a set, as :func:`choose` takes them.
+CHOICES = ("most_accurate", "compact", "smallest")
+
+
+def choose(points: pd.DataFrame, which: str,
+           tolerance: float = DEFAULT_SELECT_TOLERANCE) -> pd.Series:
+    """A named :func:`select_point` choice, the one the report shows and export writes:
+
+    - ``"most_accurate"``: the highest validation accuracy (ties to fewer parameters);
+    - ``"compact"``: the smallest point whose validation accuracy is within ``tolerance``
+      (a fraction: 0.005 is 0.5 points) of the most accurate's;
+    - ``"smallest"``: the fewest parameters (ties to the more accurate).
+    """
+    if which not in CHOICES:
+        raise ValueError(f"which must be one of {CHOICES}, got {which!r}")
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"tolerance must be a fraction of accuracy in [0, 1], got {tolerance!r}")
+    return select_point(points, {"most_accurate": 0.0, "compact": tolerance,
+                                 "smallest": 1.0}[which])

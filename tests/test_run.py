@@ -177,9 +177,18 @@ def test_global_search_files_and_the_report_are_written_from_the_result(run_dir)
     text = rebuild_report(run_dir.path)
     summary = pd.read_csv(run_dir.file("summary.csv"))
     assert list(summary["method"]) == ["Baseline", "STEERAGE (GS)",
-                                       "STEERAGE (GS+LS, scheme B)"]
-    assert list(summary["compression"]) == [1.0, 2.0, 4.0]
-    assert "STEERAGE (GS+LS, scheme B)" in text
+                                       "STEERAGE (GS+LS, most accurate)",
+                                       "STEERAGE (GS+LS, compact)"]
+    assert list(summary["point"].iloc[2:]) == ["B:1", "B:1"]  # C is 2 points below B
+    assert list(summary["compression"]) == [1.0, 2.0, 4.0, 4.0]
+    assert "STEERAGE (GS+LS, compact)" in text and "within 0.5 points" in text
+    # a wider tolerance is stored in the experiment and picks the smaller C point
+    text = rebuild_report(run_dir.path, select_tolerance=2.5)
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5
+    summary = pd.read_csv(run_dir.file("summary.csv"))
+    assert list(summary["point"].iloc[2:]) == ["B:1", "C:2"]
+    assert list(summary["compression"]) == [1.0, 2.0, 4.0, 12.0]
+    assert "within 2.5 points" in text
     assert run_dir.file("summary.md").read_text().startswith("# unit")
     for plot in ("accuracy_vs_params", "best_so_far", "predicted_vs_measured"):
         assert run_dir.file("plots", f"{plot}.png").is_file()
@@ -190,7 +199,8 @@ def test_a_report_needs_the_global_search(run_dir):
         rebuild_report(run_dir.path)
 
 
-@pytest.mark.parametrize("which, key", [("best", ("B", 1)), ("smallest", ("C", 2)),
+@pytest.mark.parametrize("which, key", [("best", ("B", 1)), ("most_accurate", ("B", 1)),
+                                        ("compact", ("B", 1)), ("smallest", ("C", 2)),
                                         ("0", ("C", 2))])
 def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
     folder = run_dir.file("local_search")
@@ -208,5 +218,11 @@ def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
     torch.testing.assert_close(torch.jit.load(str(path))(x), models[key](x))
     with pytest.raises(ValueError, match="--which must be"):
         export_experiment_model(run_dir.path, which="7")
+    if which == "compact":  # the compact pick follows the tolerance stored in the experiment
+        rebuild_report_tolerance = run_dir.experiment().with_overrides(
+            local_search={"select_tolerance": 2.0})
+        run_dir.update_experiment(rebuild_report_tolerance)
+        path = export_experiment_model(run_dir.path, fmt="torchscript", which="compact")
+        assert path == run_dir.file("export", "scheme_C_step_2.torchscript.pt")
     with pytest.raises(ValueError, match="format must be one of"):
         export_experiment_model(run_dir.path, fmt="pickle")
