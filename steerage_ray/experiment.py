@@ -61,7 +61,7 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "local_search": {
         "enabled": ((bool,), True),
         "schemes": ((list,), None),
-        "iterations": ((int,), 6),
+        "iterations": ((int,), 20),  # an upper bound: the pruning guard may stop earlier
         "epochs": ((int,), None),
         "growth_ratio": (_NUMBER, None),
         "pruning_ratio": (_NUMBER, None),

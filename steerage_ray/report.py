@@ -115,25 +115,36 @@ def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
     fig, ax = plt.subplots(figsize=(7, 4.5))
     acc = "test_acc" if "test_acc" in trials and trials["test_acc"].notna().any() \
         else "val_acc"
-    if "params" in trials:
-        ax.scatter(trials["params"], trials[acc], s=14, alpha=0.5, color="tab:gray",
-                   label="global search (trained architectures)")
+    marked = []  # the accuracies the y-axis must show
     if pareto is not None and len(pareto):
         for scheme, points in pareto.groupby("scheme"):
             points = points.sort_values("params")
-            ax.plot(points["params"], points[acc], marker="o", markersize=4,
+            ax.plot(points["params"], points[acc], marker="o", markersize=4, zorder=3,
                     label=f"GS+LS Pareto points, scheme {scheme}")
-        picks = (("most_accurate", "*", "tab:red", "GS+LS most accurate"),
-                 ("compact", "D", "tab:green",
-                  f"GS+LS compact (within {100 * tolerance:g} pts val.)"))
-        for which, marker, color, label in picks:
+            marked += list(points[acc])
+        # the compact pick under the most accurate one, so both show when they coincide
+        picks = (("compact", "D", "tab:green", 190,
+                  f"GS+LS compact (smallest within {100 * tolerance:g} val. points)"),
+                 ("most_accurate", "*", "tab:red", 150, "GS+LS most accurate (val.)"))
+        for which, marker, color, size, label in picks:
             point = choose(pareto, which, tolerance)
-            ax.scatter([point["params"]], [point[acc]], marker=marker, s=160, color=color,
+            ax.scatter([point["params"]], [point[acc]], marker=marker, s=size, color=color,
                        edgecolors="black", zorder=5, label=label)
     if baseline and baseline.get("params") and baseline.get(acc) is not None:
         ax.scatter([baseline["params"]], [baseline[acc]], marker="X", s=140, color="black",
                    zorder=5, label="baseline")
         ax.axhline(baseline[acc], color="black", linewidth=0.8, linestyle=":")
+        marked.append(baseline[acc])
+    if "params" in trials:
+        shown = trials[acc].dropna()
+        marked += list(shown.nlargest(3))
+        low = min(marked) - 0.03 if marked else -np.inf
+        below = int((shown < low).sum())
+        note = f"; {below} below the axis" if below else ""
+        ax.scatter(trials["params"], trials[acc], s=14, alpha=0.5, color="tab:gray",
+                   zorder=2, label=f"global search (trained architectures{note})")
+        if below:
+            ax.set_ylim(bottom=low)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (non-zero weights)")
     ax.set_ylabel("test accuracy" if acc == "test_acc" else "validation accuracy")

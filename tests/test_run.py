@@ -226,3 +226,30 @@ def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
         assert path == run_dir.file("export", "scheme_C_step_2.torchscript.pt")
     with pytest.raises(ValueError, match="format must be one of"):
         export_experiment_model(run_dir.path, fmt="pickle")
+
+
+def test_the_cli_stores_the_select_tolerance_and_exports_the_compact_model(run_dir, capsys):
+    from steerage_ray.cli import build_parser, main
+
+    for command in (["search"], ["local-search", "d"], ["report", "d"]):
+        assert build_parser().parse_args([*command, "--select-tolerance", "1.5"]) \
+            .select_tolerance == 1.5
+    save_global_search(_global_search_result(), run_dir)
+    folder = run_dir.file("local_search")
+    folder.mkdir()
+    pd.DataFrame({"scheme": ["C", "B"], "step": [2, 1], "operation": ["x", "y"],
+                  "val_acc": [0.95, 0.97], "test_acc": [0.94, 0.96],
+                  "params": [500, 1500], "flops": [1000, 3000]}).to_csv(
+        folder / "pareto.csv", index=False)
+    torch.manual_seed(0)
+    torch.save({"models": {("C", 2): nn.Linear(4, 3), ("B", 1): nn.Linear(4, 3)},
+                "input_shape": (4,), "quant_bits": 32}, folder / "models.pt")
+    assert main(["report", str(run_dir.path), "--select-tolerance", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "STEERAGE (GS+LS, compact)" in out and "within 2.5 points" in out
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5
+    assert main(["export", str(run_dir.path), "--which", "compact"]) == 0
+    assert "scheme_C_step_2" in capsys.readouterr().out
+    assert main(["report", str(run_dir.path), "--select-tolerance", "200"]) == 2
+    assert "select_tolerance must be in [0, 100]" in capsys.readouterr().err
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5  # unchanged

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from steerage_ray.local_search import (
+    PruningGuard,
     ScannOptions,
     SkipMLP,
     SparseFeedForward,
@@ -242,3 +243,54 @@ def test_compact_export_matches_the_masked_model(trained_mlp, skip, tmp_path):
     (logits,) = ReferenceEvaluator(model_proto).run(None, {"input": x[:20].numpy()})
     np.testing.assert_allclose(logits, expected[:20].detach().numpy(), rtol=1e-4, atol=1e-4)
     assert files["onnx"].read_bytes() == exported.onnx
+
+
+# -- the pruning guard ------------------------------------------------------------------------
+
+def _rows(*values):
+    return [{"operation": op, "val_acc": acc, "undone": undone} for op, acc, undone in values]
+
+
+def test_the_guard_judges_pruning_steps_against_the_three_best_kept_steps():
+    guard = PruningGuard(tolerance=0.01, max_undos=2)
+    kept = [("start", 0.97, False), ("prune_hard", 0.99, False),
+            ("grow_connections", 0.96, False), ("prune_connections", 0.95, True)]
+    assert PruningGuard.reference(_rows(*kept)) == pytest.approx((0.99 + 0.97 + 0.96) / 3)
+    # one lucky 0.99 does not make every later pruning fail: the reference is 0.9733
+    assert not guard.rejects(_rows(*kept, ("prune_connections", 0.965, False)))
+    assert guard.scale == 1.0 and guard.undos == 0
+    assert not guard.rejects(_rows(*kept, ("grow_connections", 0.5, False)))  # growth: never
+    assert guard.rejects(_rows(*kept, ("prune_connections", 0.96, False)))
+    assert guard.scale == 0.5 and guard.undos == 1 and not guard.finished
+    assert guard.rejects(_rows(*kept, ("prune_conv", 0.90, False)))
+    assert guard.scale == 0.25 and guard.finished
+
+
+def test_an_undone_pruning_step_restarts_from_the_kept_model_and_the_scheme_stops(
+        digits, trained_mlp):
+    start = SparseFeedForward.from_linears(_linears(trained_mlp))
+    options = ScannOptions(schedule=("prune_connections",), pruning_ratio=0.95,
+                           prune_tolerance=0.0, max_undos=2)
+    result = run_scheme("C", start, digits, iterations=8, settings=QUICK, options=options,
+                        pretrained=True)
+    history = result.history
+    weights = sum(int(layer.mask.sum()) for layer in start.layers)
+    assert history.loc[1, "undone"]  # 95% of the weights gone: validation collapses
+    assert history.loc[1, "val_acc"] < history.loc[0, "val_acc"] - 0.05
+    # step 2 prunes half as much (0.475) from the restored start, not from step 1's model
+    pruned = weights - sum(int(layer.mask.sum()) for layer in result.models[2].layers)
+    assert pruned == round(0.475 * weights)
+    assert history["undone"].sum() <= 2 and len(history) <= 9
+    if history["undone"].sum() == 2:  # the second undo ends the scheme
+        assert history["undone"].iloc[-1]
+    assert not history.loc[result.best_step, "undone"] or result.best_step == 0
+
+
+def test_pruning_without_a_guard_never_undoes(digits, trained_mlp):
+    start = SparseFeedForward.from_linears(_linears(trained_mlp))
+    options = ScannOptions(schedule=("prune_connections",), pruning_ratio=0.9,
+                           prune_tolerance=None)
+    result = run_scheme("C", start, digits, iterations=2, settings=QUICK, options=options,
+                        pretrained=True)
+    assert len(result.history) == 3 and not result.history["undone"].any()
+    assert result.history["params"].is_monotonic_decreasing
