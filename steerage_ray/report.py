@@ -145,6 +145,8 @@ def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
                    zorder=2, label=f"global search (trained architectures{note})")
         if below:
             ax.set_ylim(bottom=low)
+        if marked:
+            ax.set_ylim(top=min(1.0, max(marked)) + 0.01)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (non-zero weights)")
     ax.set_ylabel("test accuracy" if acc == "test_acc" else "validation accuracy")
