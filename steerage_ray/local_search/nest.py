@@ -326,11 +326,12 @@ class NestOptions:
                              NEST_OPERATIONS + SCANN_OPERATIONS)
         check_guard_options(self)
 
-    def guard(self) -> PruningGuard | None:
-        """The scheme's :class:`PruningGuard` (None when ``prune_tolerance`` is None)."""
+    def guard(self, n_val: int | None = None) -> PruningGuard | None:
+        """The scheme's :class:`PruningGuard` for ``n_val`` validation examples (None when
+        ``prune_tolerance`` is None)."""
         if self.prune_tolerance is None:
             return None
-        return PruningGuard(self.prune_tolerance, self.max_undos)
+        return PruningGuard(self.prune_tolerance, self.max_undos, n_val)
 
     def operations(self, iterations: int) -> list[str]:
         """The operation of each of the ``iterations`` steps."""
@@ -355,7 +356,8 @@ def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
         lambda net, operation, step_seed, scale: apply_nest_operation(
             net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=not pretrained,
-        tolerance=options.accuracy_tolerance, guard=options.guard(), quant_bits=quant_bits)
+        tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
+        quant_bits=quant_bits)
 
 
 def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,
@@ -372,7 +374,8 @@ def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,
                                  dataset.y_train[batch], candidates=options.candidate_kernels,
                                  generator=generator)
     elif operation == "grow_conv_connections":
-        grow_connections(model, dataset.X_train, dataset.y_train, options.conv_growth_ratio,
+        grow_connections(model, dataset.X_train, dataset.y_train,
+                         options.conv_growth_ratio * scale,
                          layers=model.conv_layers(), batches=options.head.gradient_batches,
                          batch_size=options.head.gradient_batch_size, seed=seed)
     elif operation == "prune_conv":

@@ -277,11 +277,12 @@ class ScannOptions:
       prune_connections, grow_connections): gradual magnitude pruning with retraining
       after every step and gradient-based regrowth;
     - ``prune_tolerance`` / ``max_undos``: the :class:`PruningGuard`. A pruning step whose
-      validation accuracy ends more than ``prune_tolerance`` below the scheme's best so
-      far (the mean of its three best kept steps) is undone: the model goes back to the
-      step before (the step stays in the history, marked ``undone``) and the pruning
-      ratios are halved; the scheme stops at the ``max_undos``-th undone step. ``None``
-      prunes on regardless;
+      validation accuracy ends more than ``prune_tolerance`` (at least one validation
+      example) below the scheme's best so far (the mean of its three best kept steps) is
+      undone: the model goes back to the step before (the step stays in the history,
+      marked ``undone``) and the pruning and growth ratios are halved; a kept pruning
+      step doubles them again, up to the set values. ``max_undos`` undone steps in a row
+      end the scheme. ``None`` prunes on regardless;
     - ``accuracy_tolerance``: the chosen model is the one with the fewest parameters whose
       validation accuracy is within this much of the best (0: the most accurate, ties to
       fewer parameters).
@@ -331,40 +332,57 @@ class ScannOptions:
         cycle = itertools.cycle(("prune_connections", "prune_connections", "grow_connections"))
         return ["prune_hard", *itertools.islice(cycle, iterations - 1)][:iterations]
 
-    def guard(self) -> "PruningGuard | None":
-        """The scheme's :class:`PruningGuard` (None when ``prune_tolerance`` is None)."""
+    def guard(self, n_val: int | None = None) -> "PruningGuard | None":
+        """The scheme's :class:`PruningGuard` for ``n_val`` validation examples (None when
+        ``prune_tolerance`` is None)."""
         if self.prune_tolerance is None:
             return None
-        return PruningGuard(self.prune_tolerance, self.max_undos)
+        return PruningGuard(self.prune_tolerance, self.max_undos, n_val)
 
 
 @dataclass
 class PruningGuard:
-    """Prunes as far as validation allows: a pruning step (``PRUNING_OPERATIONS``) whose
-    validation accuracy falls more than ``tolerance`` below the :meth:`reference` of the
-    kept steps so far is undone, and ``scale`` (which multiplies the pruning ratios) is halved; after
-    ``max_undos`` undone steps the scheme stops."""
+    """Prunes as far as validation allows, with an adaptive step.
+
+    A pruning step (``PRUNING_OPERATIONS``) whose validation accuracy falls more than
+    ``tolerance`` below the :meth:`reference` of the kept steps so far is undone, and
+    ``scale`` (which multiplies the pruning and growth ratios) is halved; a kept pruning
+    step doubles it again (at most 1). ``max_undos`` undone steps in a row end the
+    scheme. ``n_val`` (the validation set's size) widens the tolerance to at least one
+    validation example, so that on a tiny set (wine: 36 examples, 2.8 points each) a
+    single flipped example does not count as damage.
+    """
 
     tolerance: float
     max_undos: int
+    n_val: int | None = None
     scale: float = 1.0
     undos: int = 0
+    in_a_row: int = 0
+
+    @property
+    def allowed_drop(self) -> float:
+        """The accuracy a pruning step may lose: ``tolerance``, at least one example."""
+        return max(self.tolerance, 1.0 / self.n_val if self.n_val else 0.0)
 
     def rejects(self, rows: Sequence[dict]) -> bool:
         """Whether the last of ``rows`` (history rows, the last one just recorded) is a
-        pruning step to undo; if so, halve the scale and count the undo."""
+        pruning step to undo; updates the scale and the undo counts either way."""
         last = rows[-1]
         if last["operation"] not in PRUNING_OPERATIONS:
             return False
-        if last["val_acc"] >= self.reference(rows[:-1]) - self.tolerance - 1e-12:
+        if last["val_acc"] >= self.reference(rows[:-1]) - self.allowed_drop - 1e-12:
+            self.scale = min(1.0, 2 * self.scale)
+            self.in_a_row = 0
             return False
         self.scale /= 2
         self.undos += 1
+        self.in_a_row += 1
         return True
 
     @property
     def finished(self) -> bool:
-        return self.undos >= self.max_undos
+        return self.in_a_row >= self.max_undos
 
     @staticmethod
     def reference(rows: Sequence[dict]) -> float:
@@ -526,16 +544,18 @@ def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: i
         lambda net, operation, step_seed, scale: apply_operation(
             net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=scheme == "A" or not pretrained,
-        tolerance=options.accuracy_tolerance, guard=options.guard(), quant_bits=quant_bits)
+        tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
+        quant_bits=quant_bits)
 
 
 def apply_operation(model: nn.Module, operation: str, dataset: Dataset,
                     options: ScannOptions, seed: int, scale: float = 1.0) -> None:
     """Apply one SCANN operation (a name from ``OPERATIONS``) to the feed-forward part;
-    pruning ratios are multiplied by ``scale`` (a :class:`PruningGuard`'s)."""
+    connection pruning and growth ratios are multiplied by ``scale`` (a
+    :class:`PruningGuard`'s: growth shrinks with pruning, or it would outgrow it)."""
     layers = list(feed_forward_part(model).layers)
     if operation == "grow_connections":
-        grow_connections(model, dataset.X_train, dataset.y_train, options.growth_ratio,
+        grow_connections(model, dataset.X_train, dataset.y_train, options.growth_ratio * scale,
                          mode=options.growth, of=options.growth_of, layers=layers,
                          batches=options.gradient_batches,
                          batch_size=options.gradient_batch_size, seed=seed)
