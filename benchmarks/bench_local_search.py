@@ -40,13 +40,13 @@ SECTION = "## Local search"
 MLP = {"num_layers": 2, "neurons_1": 256, "neurons_2": 128, "quant_bits": 32}
 MLP_START = settings_for("digits", "ffnn")                      # Adam 0.01, wd 1e-3, 30 ep
 MLP_STEP = settings_for("digits", "ffnn", epochs=10, lr=0.003)  # fine-tuning after each op
-MLP_ITERATIONS = 12
+MLP_ITERATIONS = 24  # an upper bound: the pruning guard may end a scheme earlier
 
 LENET = {"kernel_size": 3, "conv1_filters": 6, "pool1": "max", "conv2_filters": 16,
          "pool2": "max", "fc1": 120, "fc2": 84, "fc3": 40, "quant_bits": 32, "image_size": 8}
 LENET_START = TrainSettings(epochs=40, batch_size=64, lr=0.005, weight_decay=1e-4)
 LENET_STEP = TrainSettings(epochs=10, batch_size=64, lr=0.003, weight_decay=1e-4)
-LENET_ITERATIONS = 10
+LENET_ITERATIONS = 20
 
 PAPER = ("Paper reference points (MNIST, not comparable data): LeNet-300-100 266k -> 26k "
          "weights at +0.1 points (STEERAGE GS+LS, Table 5); LeNet-5 131k -> 9.9k weights "
@@ -141,7 +141,7 @@ def machine() -> str:
 def section_text(command: str, parts: list[tuple]) -> str:
     date = today()
     text = [f"{SECTION}\n", f"`{command}` on {date}. Machine: {machine()}.\n",
-            "Schemes run as parallel Ray tasks (`steerage_ray.local_search.run`, 2 CPUs, one "
+            "Schemes run as parallel Ray tasks (`run_local_search`, 2 CPUs, one "
             "per task). Each scheme's model is chosen on validation only: the fewest "
             "parameters (MLP) or FLOPs (CNN) among its steps whose validation accuracy is at "
             "least the start's; its test accuracy is then reported. digits has 359 validation "

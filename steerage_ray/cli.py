@@ -90,6 +90,7 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--final-epochs", type=POSITIVE,
                        help="epochs for the final training of the winner")
     knobs.add_argument("--ls-iterations", type=POSITIVE, help="local-search iterations")
+    _select_tolerance_argument(knobs)
     knobs.add_argument("--no-local-search", action="store_true",
                        help="stop after global search and the final training")
     res = parser.add_argument_group("resources")
@@ -110,6 +111,13 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=NON_NEGATIVE)
     parser.add_argument("--verbose", "-v", action="count", default=0,
                         help="show Ray Tune's own progress tables (-v) and results (-vv)")
+
+
+def _select_tolerance_argument(parser) -> None:
+    parser.add_argument("--select-tolerance", type=float, metavar="POINTS",
+                        help="the compact GS+LS model is the smallest Pareto point whose "
+                             "validation accuracy is within this many points of the most "
+                             "accurate's (default 0.5; stored in the experiment)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,17 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--address")
     local.add_argument("--schemes", help="comma-separated, e.g. A,B,C or C,nest")
     local.add_argument("--iterations", type=POSITIVE)
+    _select_tolerance_argument(local)
 
     report = commands.add_parser("report", help="rebuild and print an experiment's report")
     report.add_argument("directory", type=Path)
+    _select_tolerance_argument(report)
 
     export = commands.add_parser("export", help="export a model of an experiment")
     export.add_argument("directory", type=Path)
     export.add_argument("--format", choices=("state_dict", "torchscript", "onnx"),
                         default="torchscript")
     export.add_argument("--which", default="best",
-                        help="'best' (most accurate local-search point), 'smallest', "
-                             "'global' (the global-search winner) or a Pareto row index")
+                        help="'best' or 'most_accurate', 'compact' (the two GS+LS rows "
+                             "of the summary), 'smallest', 'global' (the global-search "
+                             "winner) or a Pareto row index")
     export.add_argument("--out", type=Path, help="output file")
     return parser
 
@@ -161,6 +172,7 @@ def _overrides(args: argparse.Namespace) -> dict:
                       "max_concurrent_trials": args.max_concurrent_trials,
                       "max_failures": args.max_failures},
         "local_search": {"iterations": args.ls_iterations,
+                         "select_tolerance": args.select_tolerance,
                          "enabled": False if args.no_local_search else None},
     }
 
@@ -230,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "local-search":
             schemes = args.schemes.split(",") if args.schemes else None
             run.rerun_local_search(args.directory, address=args.address,
-                                   schemes=schemes, iterations=args.iterations)
+                                   schemes=schemes, iterations=args.iterations,
+                                   select_tolerance=args.select_tolerance)
         elif args.command == "report":
-            print(run.rebuild_report(args.directory))
+            print(run.rebuild_report(args.directory, select_tolerance=args.select_tolerance))
         elif args.command == "export":
             path = run.export_experiment_model(args.directory, fmt=args.format,
                                                which=args.which, out=args.out)

@@ -64,10 +64,13 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "local_search": {
         "enabled": ((bool,), True),
         "schemes": ((list,), None),
-        "iterations": ((int,), 6),
+        "iterations": ((int,), 20),  # an upper bound: the pruning guard may stop earlier
         "epochs": ((int,), None),
         "growth_ratio": (_NUMBER, None),
         "pruning_ratio": (_NUMBER, None),
+        # The compact GS+LS point: the smallest Pareto point whose validation accuracy
+        # is within this many points (percentage points) of the most accurate's.
+        "select_tolerance": (_NUMBER, 0.5),
     },
 }
 # The experiment's own training defaults; every other TrainSettings field left unset
@@ -232,6 +235,9 @@ def _validate_section(name: str, value: Any, source: str) -> dict:
         if key in ("gpus_per_trial", "max_failures") and value < 0:
             raise ExperimentError(f"experiment {source}: {name}.{key} must be >= 0, "
                                   f"got {value!r}")
+        if key == "select_tolerance" and not 0 <= value <= 100:
+            raise ExperimentError(f"experiment {source}: {name}.{key} must be in [0, 100] "
+                                  f"(points of accuracy), got {value!r}")
         result[key] = value
     return result
 

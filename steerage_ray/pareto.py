@@ -43,7 +43,6 @@ def select_point(points: pd.DataFrame, tolerance: float = 0.0) -> pd.Series:
     return ranked.iloc[0]
 
 
-
 def non_dominated(values: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``values`` that no other row dominates, every column
     "higher is better" (negate the columns to minimise). Duplicates of a non-dominated
@@ -52,3 +51,27 @@ def non_dominated(values: np.ndarray) -> np.ndarray:
     keep = [i for i, row in enumerate(values)
             if not np.any(np.all(values >= row, axis=1) & np.any(values > row, axis=1))]
     return np.array(keep, dtype=int)
+
+
+#: The compact choice's default tolerance: 0.5 points of validation accuracy.
+DEFAULT_SELECT_TOLERANCE = 0.005
+
+#: The named choices of a set, as :func:`choose` takes them.
+CHOICES = ("most_accurate", "compact", "smallest")
+
+
+def choose(points: pd.DataFrame, which: str,
+           tolerance: float = DEFAULT_SELECT_TOLERANCE) -> pd.Series:
+    """A named :func:`select_point` choice, the one the report shows and export writes:
+
+    - ``"most_accurate"``: the highest validation accuracy (ties to fewer parameters);
+    - ``"compact"``: the smallest point whose validation accuracy is within ``tolerance``
+      (a fraction: 0.005 is 0.5 points) of the most accurate's;
+    - ``"smallest"``: the fewest parameters (ties to the more accurate).
+    """
+    if which not in CHOICES:
+        raise ValueError(f"which must be one of {CHOICES}, got {which!r}")
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"tolerance must be a fraction of accuracy in [0, 1], got {tolerance!r}")
+    return select_point(points, {"most_accurate": 0.0, "compact": tolerance,
+                                 "smallest": 1.0}[which])

@@ -8,7 +8,12 @@ directory without Ray:
   ``params``, ``flops``, ``predicted`` (the predictor's score before training).
 - ``pareto``: local-search results with ``scheme``, ``val_acc``, ``test_acc``,
   ``params``, ``flops``.
-- ``baseline`` / ``winner``: dicts with ``test_acc``, ``params``, ``flops``.
+- ``baseline`` / ``winner``: dicts with ``test_acc``, ``params``, ``flops`` (and
+  ``val_acc`` when known).
+
+Two local-search points are shown, both picked by ``pareto.choose`` on validation
+accuracy only: the most accurate, and the compact one (the smallest whose validation
+accuracy is within a tolerance of the most accurate's, 0.5 points by default).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from steerage_ray.pareto import select_point  # noqa: E402
+from steerage_ray.pareto import DEFAULT_SELECT_TOLERANCE, choose  # noqa: E402
 
 PLOT_FILES = {
     "accuracy_vs_params": "accuracy_vs_params.png",
@@ -31,12 +36,20 @@ PLOT_FILES = {
 }
 
 
+#: The summary rows of the two local-search points, by ``pareto.choose`` name.
+LS_ROWS = {"most_accurate": "STEERAGE (GS+LS, most accurate)",
+           "compact": "STEERAGE (GS+LS, compact)"}
+
+
 def summary_table(baseline: dict | None, winner: dict | None,
-                  pareto: pd.DataFrame | None) -> pd.DataFrame:
+                  pareto: pd.DataFrame | None,
+                  tolerance: float = DEFAULT_SELECT_TOLERANCE) -> pd.DataFrame:
     """Baseline vs GS vs GS+LS rows as in the paper's Tables 3-5.
 
-    The GS+LS row is the most accurate local-search point (by validation accuracy, then
-    fewer parameters: ``pareto.select_point``); compression is relative to the
+    Two GS+LS rows: the most accurate local-search point and the compact one, the
+    smallest whose validation accuracy is within ``tolerance`` (a fraction) of the most
+    accurate's (``pareto.choose``); both rows are shown even when they are the same
+    point. ``point`` names the scheme and step; compression is relative to the
     baseline's parameter count.
     """
     rows = []
@@ -45,24 +58,36 @@ def summary_table(baseline: dict | None, winner: dict | None,
     if winner:
         rows.append(_summary_row("STEERAGE (GS)", winner))
     if pareto is not None and len(pareto):
-        best = select_point(pareto)
-        rows.append(_summary_row(f"STEERAGE (GS+LS, scheme {best['scheme']})",
-                                 best.to_dict()))
-    table = pd.DataFrame(rows, columns=["method", "test_acc", "params", "flops"])
+        for which, method in LS_ROWS.items():
+            point = choose(pareto, which, tolerance)
+            rows.append(_summary_row(method, point.to_dict(),
+                                     f"{point['scheme']}:{int(point['step'])}"))
+    table = pd.DataFrame(rows, columns=["method", "val_acc", "test_acc", "params", "flops",
+                                        "point"])
     if baseline and baseline.get("params"):
         table["compression"] = baseline["params"] / table["params"]
     return table
 
 
-def _summary_row(method: str, result: dict) -> dict:
-    return {"method": method, "test_acc": result.get("test_acc"),
-            "params": result.get("params"), "flops": result.get("flops")}
+def _summary_row(method: str, result: dict, point: str = "-") -> dict:
+    return {"method": method, "val_acc": result.get("val_acc"),
+            "test_acc": result.get("test_acc"), "params": result.get("params"),
+            "flops": result.get("flops"), "point": point}
+
+
+def selection_note(tolerance: float = DEFAULT_SELECT_TOLERANCE) -> str:
+    """One line under the summary saying how the two GS+LS rows were picked."""
+    return (f"GS+LS points are picked on validation accuracy only: most accurate, and "
+            f"compact = the smallest within {100 * tolerance:g} points of it "
+            f"(--select-tolerance); point = local-search scheme:step.")
 
 
 def format_summary(table: pd.DataFrame) -> str:
     """The summary table as aligned text for the terminal and RESULTS.md."""
     shown = table.copy()
-    shown["test_acc"] = shown["test_acc"].map(lambda v: f"{100 * v:.2f}%"
+    for column in ("val_acc", "test_acc"):
+        if column in shown:
+            shown[column] = shown[column].map(lambda v: f"{100 * v:.2f}%"
                                               if pd.notna(v) else "-")
     shown["params"] = shown["params"].map(_human)
     shown["flops"] = shown["flops"].map(_human)
@@ -82,19 +107,46 @@ def _human(value) -> str:
 
 
 def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
-                            path: Path) -> Path:
-    """Fig. 4 style: test (else validation) accuracy against parameters, GS and GS+LS."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+                            path: Path, baseline: dict | None = None,
+                            tolerance: float = DEFAULT_SELECT_TOLERANCE) -> Path:
+    """Fig. 4 style: test (else validation) accuracy against parameters, GS and GS+LS,
+    with the baseline and the two GS+LS picks of the summary (most accurate, compact)
+    marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     acc = "test_acc" if "test_acc" in trials and trials["test_acc"].notna().any() \
         else "val_acc"
-    if "params" in trials:
-        ax.scatter(trials["params"], trials[acc], s=14, alpha=0.6,
-                   label="global search (trained architectures)")
+    marked = []  # the accuracies the y-axis must show
     if pareto is not None and len(pareto):
         for scheme, points in pareto.groupby("scheme"):
             points = points.sort_values("params")
-            ax.plot(points["params"], points["test_acc"], marker="o",
-                    label=f"GS+LS scheme {scheme}")
+            ax.plot(points["params"], points[acc], marker="o", markersize=4, zorder=3,
+                    label=f"GS+LS Pareto points, scheme {scheme}")
+            marked += list(points[acc])
+        # the compact pick under the most accurate one, so both show when they coincide
+        picks = (("compact", "D", "tab:green", 190,
+                  f"GS+LS compact (smallest within {100 * tolerance:g} val. points)"),
+                 ("most_accurate", "*", "tab:red", 150, "GS+LS most accurate (val.)"))
+        for which, marker, color, size, label in picks:
+            point = choose(pareto, which, tolerance)
+            ax.scatter([point["params"]], [point[acc]], marker=marker, s=size, color=color,
+                       edgecolors="black", zorder=5, label=label)
+    if baseline and baseline.get("params") and baseline.get(acc) is not None:
+        ax.scatter([baseline["params"]], [baseline[acc]], marker="X", s=140, color="black",
+                   zorder=5, label="baseline")
+        ax.axhline(baseline[acc], color="black", linewidth=0.8, linestyle=":")
+        marked.append(baseline[acc])
+    if "params" in trials:
+        shown = trials[acc].dropna()
+        marked += list(shown.nlargest(3))
+        low = min(marked) - 0.03 if marked else -np.inf
+        below = int((shown < low).sum())
+        note = f"; {below} below the axis" if below else ""
+        ax.scatter(trials["params"], trials[acc], s=14, alpha=0.5, color="tab:gray",
+                   zorder=2, label=f"global search (trained architectures{note})")
+        if below:
+            ax.set_ylim(bottom=low)
+        if marked:
+            ax.set_ylim(top=min(1.0, max(marked)) + 0.01)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (non-zero weights)")
     ax.set_ylabel("test accuracy" if acc == "test_acc" else "validation accuracy")
@@ -149,14 +201,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_plots(out_dir: Path, trials: pd.DataFrame,
-                pareto: pd.DataFrame | None) -> dict[str, Path]:
+def write_plots(out_dir: Path, trials: pd.DataFrame, pareto: pd.DataFrame | None,
+                baseline: dict | None = None,
+                tolerance: float = DEFAULT_SELECT_TOLERANCE) -> dict[str, Path]:
     """Write the three PNG plots into ``out_dir/plots`` and return their paths."""
     plots = Path(out_dir) / "plots"
     trials = trials.reset_index(drop=True)
     return {
         "accuracy_vs_params": plot_accuracy_vs_params(
-            trials, pareto, plots / PLOT_FILES["accuracy_vs_params"]),
+            trials, pareto, plots / PLOT_FILES["accuracy_vs_params"], baseline, tolerance),
         "best_so_far": plot_best_so_far(trials, plots / PLOT_FILES["best_so_far"]),
         "predicted_vs_measured": plot_predicted_vs_measured(
             trials, plots / PLOT_FILES["predicted_vs_measured"]),

@@ -61,7 +61,8 @@ def test_search_writes_every_report_file(finished_run):
     summary = pd.read_csv(finished_run / "summary.csv")
     assert summary["method"].iloc[0] == "Baseline"
     assert summary["method"].iloc[1] == "STEERAGE (GS)"
-    assert summary["method"].iloc[2].startswith("STEERAGE (GS+LS")
+    assert list(summary["method"].iloc[2:]) == ["STEERAGE (GS+LS, most accurate)",
+                                                "STEERAGE (GS+LS, compact)"]
     winner = json.loads((finished_run / "global_winner.json").read_text())
     assert summary["test_acc"].iloc[1] == winner["result"]["test_acc"]
     progress = json.loads((finished_run / "progress.json").read_text())
@@ -76,7 +77,8 @@ def test_report_is_rebuilt_from_the_files(finished_run, capsys):
 
 
 @pytest.mark.parametrize("fmt, which", [("torchscript", "best"), ("state_dict", "smallest"),
-                                        ("onnx", "best"), ("torchscript", "global")])
+                                        ("onnx", "best"), ("torchscript", "global"),
+                                        ("torchscript", "compact")])
 def test_export_writes_a_loadable_model(finished_run, tmp_path, fmt, which):
     out = tmp_path / f"model.{fmt}"
     assert main(["export", str(finished_run), "--format", fmt, "--which", which,

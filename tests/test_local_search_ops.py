@@ -259,3 +259,18 @@ def test_a_dense_model_exports_as_it_is():
     x = torch.randn(4, 8)
     torch.testing.assert_close(exported.torchscript(x), model(x))
     assert exported.module is not model
+
+
+def test_growth_can_be_a_fraction_of_the_active_connections():
+    torch.manual_seed(0)
+    net = SparseFeedForward(10, [6], 3)
+    _random_masks(net, 0.1, seed=0)
+    active = sum(l.active_weights() for l in net.layers)
+    dormant = sum(int((l.mask == 0).sum()) for l in net.layers)
+    count = grow_connections(net, None, None, 0.5, mode="random", of="active", seed=1)
+    assert count == round(0.5 * active) < round(0.5 * dormant)
+    assert sum(l.active_weights() for l in net.layers) == active + count
+    # never more than every dormant connection
+    assert grow_connections(net, None, None, 0.99, mode="random", of="active") <= dormant - count
+    with pytest.raises(ValueError, match="fraction of one of"):
+        grow_connections(net, None, None, 0.5, mode="random", of="all")

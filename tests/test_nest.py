@@ -193,3 +193,17 @@ def test_cnn_export_matches_the_masked_model(net, images, tmp_path):
     torch.testing.assert_close(torch.jit.load(str(files["torchscript"]))(x), expected,
                                rtol=1e-5, atol=1e-5)
     assert (exported.quantized(x).argmax(1) == expected.argmax(1)).float().mean() > 0.95
+
+
+def test_incremental_partial_area_keeps_masked_positions_and_masks_more(net, images):
+    X = images.X_train[:100]
+    partial_area(net, X, 0.25)
+    before = [conv.area_mask.clone() for conv in net.conv_layers()]
+    flops = effective_flops(net, (1, 8, 8))
+    partial_area(net, X, 0.5, incremental=True)
+    for conv, old in zip(net.conv_layers(), before):
+        area, old = conv.area_mask.flatten(2), old.flatten(2)
+        assert (area <= old).all()  # nothing masked comes back
+        remaining = old.sum(-1)
+        assert (area.sum(-1) == remaining - torch.round(0.5 * remaining)).all()
+    assert effective_flops(net, (1, 8, 8)) < 0.6 * flops

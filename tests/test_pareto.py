@@ -45,3 +45,18 @@ def test_select_point_with_tolerance_prefers_the_smallest_close_model():
     assert select_point(history).name == 1  # best accuracy, fewer params on a tie
     assert select_point(history, tolerance=0.006).name == 2  # within 0.6 points: smallest
     assert select_point(history, tolerance=0.03).name == 2
+
+
+def test_choose_names_the_report_rows():
+    from steerage_ray.pareto import DEFAULT_SELECT_TOLERANCE, choose
+
+    points = _points([0.970, 0.9755, 0.980, 0.981], [300, 800, 2000, 9000])
+    assert DEFAULT_SELECT_TOLERANCE == 0.005
+    assert choose(points, "most_accurate").name == 3
+    assert choose(points, "compact").name == 2       # >= 0.976: 0.9755 is just out
+    assert choose(points, "compact", 0.0115).name == 0
+    assert choose(points, "smallest").name == 0
+    with pytest.raises(ValueError, match="which must be one of"):
+        choose(points, "best")
+    with pytest.raises(ValueError, match="tolerance must be"):
+        choose(points, "compact", 1.5)

@@ -5,23 +5,44 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from steerage_ray.report import PLOT_FILES, format_summary, summary_table, write_plots
+from steerage_ray.report import (
+    PLOT_FILES,
+    format_summary,
+    selection_note,
+    summary_table,
+    write_plots,
+)
 
 BASELINE = {"test_acc": 0.9749, "params": 17_200, "flops": 34_000}
 WINNER = {"test_acc": 0.9721, "params": 53_100, "flops": 105_300}
-PARETO = pd.DataFrame({"scheme": ["A", "B", "C"], "step": [3, 5, 2],
-                       "val_acc": [0.95, 0.98, 0.98], "test_acc": [0.96, 0.9777, 0.97],
-                       "params": [2_700, 13_100, 20_000], "flops": [5_000, 25_600, 40_000]})
+PARETO = pd.DataFrame({"scheme": ["A", "B", "C", "D"], "step": [3, 5, 2, 4],
+                       "val_acc": [0.95, 0.98, 0.98, 0.9760],
+                       "test_acc": [0.96, 0.9777, 0.97, 0.9749],
+                       "params": [2_700, 13_100, 20_000, 1_600],
+                       "flops": [5_000, 25_600, 40_000, 3_100]})
 
 
-def test_the_summary_has_baseline_gs_and_the_most_accurate_ls_point():
+def test_the_summary_has_baseline_gs_and_the_two_ls_points():
     table = summary_table(BASELINE, WINNER, PARETO)
     assert list(table["method"]) == ["Baseline", "STEERAGE (GS)",
-                                     "STEERAGE (GS+LS, scheme B)"]
-    assert list(table["params"]) == [17_200, 53_100, 13_100]
-    np.testing.assert_allclose(table["compression"], [1.0, 17_200 / 53_100, 17_200 / 13_100])
+                                     "STEERAGE (GS+LS, most accurate)",
+                                     "STEERAGE (GS+LS, compact)"]
+    # most accurate: B and C tie at the best validation accuracy, B has fewer params;
+    # compact: the smallest within 0.5 points of it, D (0.4 points below)
+    assert list(table["point"]) == ["-", "-", "B:5", "D:4"]
+    assert list(table["params"]) == [17_200, 53_100, 13_100, 1_600]
+    np.testing.assert_allclose(table["compression"],
+                               [1.0, 17_200 / 53_100, 17_200 / 13_100, 17_200 / 1_600])
     text = format_summary(table)
     assert "97.49%" in text and "17.2k" in text and "105.3k" in text and "1.3x" in text
+    assert "10.8x" in text
+
+
+def test_the_compact_point_follows_the_tolerance():
+    for tolerance, point in ((0.0, "B:5"), (0.003, "B:5"), (0.005, "D:4"), (1.0, "D:4")):
+        table = summary_table(BASELINE, WINNER, PARETO, tolerance=tolerance)
+        assert table["point"].iloc[-1] == point, tolerance
+    assert "within 2 points" in selection_note(0.02)
 
 
 def test_missing_parts_leave_their_rows_out():
@@ -37,7 +58,7 @@ def test_the_three_plots_are_written(tmp_path):
                            "test_acc": [0.89, np.nan, 0.94, 0.95],
                            "params": [1000, 2000, 3000, 4000],
                            "predicted": [np.nan, np.nan, 0.93, 0.97]})
-    paths = write_plots(tmp_path, trials, PARETO)
+    paths = write_plots(tmp_path, trials, PARETO, BASELINE)
     assert set(paths) == set(PLOT_FILES)
     for path in paths.values():
         with Image.open(path) as image:

@@ -177,9 +177,18 @@ def test_global_search_files_and_the_report_are_written_from_the_result(run_dir)
     text = rebuild_report(run_dir.path)
     summary = pd.read_csv(run_dir.file("summary.csv"))
     assert list(summary["method"]) == ["Baseline", "STEERAGE (GS)",
-                                       "STEERAGE (GS+LS, scheme B)"]
-    assert list(summary["compression"]) == [1.0, 2.0, 4.0]
-    assert "STEERAGE (GS+LS, scheme B)" in text
+                                       "STEERAGE (GS+LS, most accurate)",
+                                       "STEERAGE (GS+LS, compact)"]
+    assert list(summary["point"].iloc[2:]) == ["B:1", "B:1"]  # C is 2 points below B
+    assert list(summary["compression"]) == [1.0, 2.0, 4.0, 4.0]
+    assert "STEERAGE (GS+LS, compact)" in text and "within 0.5 points" in text
+    # a wider tolerance is stored in the experiment and picks the smaller C point
+    text = rebuild_report(run_dir.path, select_tolerance=2.5)
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5
+    summary = pd.read_csv(run_dir.file("summary.csv"))
+    assert list(summary["point"].iloc[2:]) == ["B:1", "C:2"]
+    assert list(summary["compression"]) == [1.0, 2.0, 4.0, 12.0]
+    assert "within 2.5 points" in text
     assert run_dir.file("summary.md").read_text().startswith("# unit")
     for plot in ("accuracy_vs_params", "best_so_far", "predicted_vs_measured"):
         assert run_dir.file("plots", f"{plot}.png").is_file()
@@ -190,7 +199,8 @@ def test_a_report_needs_the_global_search(run_dir):
         rebuild_report(run_dir.path)
 
 
-@pytest.mark.parametrize("which, key", [("best", ("B", 1)), ("smallest", ("C", 2)),
+@pytest.mark.parametrize("which, key", [("best", ("B", 1)), ("most_accurate", ("B", 1)),
+                                        ("compact", ("B", 1)), ("smallest", ("C", 2)),
                                         ("0", ("C", 2))])
 def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
     folder = run_dir.file("local_search")
@@ -208,5 +218,38 @@ def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
     torch.testing.assert_close(torch.jit.load(str(path))(x), models[key](x))
     with pytest.raises(ValueError, match="--which must be"):
         export_experiment_model(run_dir.path, which="7")
+    if which == "compact":  # the compact pick follows the tolerance stored in the experiment
+        rebuild_report_tolerance = run_dir.experiment().with_overrides(
+            local_search={"select_tolerance": 2.0})
+        run_dir.update_experiment(rebuild_report_tolerance)
+        path = export_experiment_model(run_dir.path, fmt="torchscript", which="compact")
+        assert path == run_dir.file("export", "scheme_C_step_2.torchscript.pt")
     with pytest.raises(ValueError, match="format must be one of"):
         export_experiment_model(run_dir.path, fmt="pickle")
+
+
+def test_the_cli_stores_the_select_tolerance_and_exports_the_compact_model(run_dir, capsys):
+    from steerage_ray.cli import build_parser, main
+
+    for command in (["search"], ["local-search", "d"], ["report", "d"]):
+        assert build_parser().parse_args([*command, "--select-tolerance", "1.5"]) \
+            .select_tolerance == 1.5
+    save_global_search(_global_search_result(), run_dir)
+    folder = run_dir.file("local_search")
+    folder.mkdir()
+    pd.DataFrame({"scheme": ["C", "B"], "step": [2, 1], "operation": ["x", "y"],
+                  "val_acc": [0.95, 0.97], "test_acc": [0.94, 0.96],
+                  "params": [500, 1500], "flops": [1000, 3000]}).to_csv(
+        folder / "pareto.csv", index=False)
+    torch.manual_seed(0)
+    torch.save({"models": {("C", 2): nn.Linear(4, 3), ("B", 1): nn.Linear(4, 3)},
+                "input_shape": (4,), "quant_bits": 32}, folder / "models.pt")
+    assert main(["report", str(run_dir.path), "--select-tolerance", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "STEERAGE (GS+LS, compact)" in out and "within 2.5 points" in out
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5
+    assert main(["export", str(run_dir.path), "--which", "compact"]) == 0
+    assert "scheme_C_step_2" in capsys.readouterr().out
+    assert main(["report", str(run_dir.path), "--select-tolerance", "200"]) == 2
+    assert "select_tolerance must be in [0, 100]" in capsys.readouterr().err
+    assert run_dir.experiment().local_search["select_tolerance"] == 2.5  # unchanged

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from steerage_ray.local_search import (
+    PruningGuard,
     ScannOptions,
     SkipMLP,
     SparseFeedForward,
@@ -143,15 +144,18 @@ def test_random_neuron_growth_leaves_the_function_unchanged():
 
 def test_scheme_c_prunes_and_records_its_history(digits, trained_mlp):
     start = SparseFeedForward.from_linears(_linears(trained_mlp))
-    options = ScannOptions(initial_pruning_ratio=0.5, pruning_ratio=0.3, growth_ratio=0.02)
-    result = run_scheme("C", start, digits, iterations=3, settings=QUICK, options=options,
+    options = ScannOptions(initial_pruning_ratio=0.5, pruning_ratio=0.3, growth_ratio=0.2,
+                           prune_tolerance=None)
+    result = run_scheme("C", start, digits, iterations=4, settings=QUICK, options=options,
                         pretrained=True)
     history = result.history
-    assert list(history["operation"]) == ["start", "prune_hard", "grow_connections",
-                                          "prune_connections"]
+    assert list(history["operation"]) == ["start", "prune_hard", "prune_connections",
+                                          "prune_connections", "grow_connections"]
+    assert not history["undone"].any()
     assert history.loc[0, "params"] == count_params(trained_mlp)
     assert history.loc[1, "params"] < 0.6 * history.loc[0, "params"]
-    assert history.loc[2, "params"] > history.loc[1, "params"]
+    assert history.loc[3, "params"] < 0.75 * history.loc[2, "params"]
+    assert history.loc[4, "params"] > history.loc[3, "params"]
     assert (history["flops"].diff().iloc[1:] * history["params"].diff().iloc[1:] > 0).all()
     assert history["val_acc"].between(0.5, 1).all()
     assert result.best_step == select_point(history).name
@@ -176,7 +180,8 @@ def test_scheme_a_starts_small_and_grows(digits, trained_mlp):
 def test_scheme_b_grows_skip_connections(digits, trained_mlp):
     start = SparseFeedForward.from_linears(_linears(trained_mlp), skip_connections=True)
     result = run_scheme("B", start, digits, iterations=2, settings=QUICK, pretrained=True,
-                        options=ScannOptions(growth_ratio=0.05))
+                        options=ScannOptions(schedule=("prune_hard", "grow_connections"),
+                                             growth_ratio=0.1))
     grown = result.models[2]
     skips = [(s, t) for s, t in grown.active_connections() if s < 64 and t >= 64 + 48]
     assert skips, "connection growth activated no skip connection from the inputs"
@@ -238,3 +243,65 @@ def test_compact_export_matches_the_masked_model(trained_mlp, skip, tmp_path):
     (logits,) = ReferenceEvaluator(model_proto).run(None, {"input": x[:20].numpy()})
     np.testing.assert_allclose(logits, expected[:20].detach().numpy(), rtol=1e-4, atol=1e-4)
     assert files["onnx"].read_bytes() == exported.onnx
+
+
+# -- the pruning guard ------------------------------------------------------------------------
+
+def _rows(*values):
+    return [{"operation": op, "val_acc": acc, "undone": undone} for op, acc, undone in values]
+
+
+def test_the_guard_judges_pruning_steps_against_the_three_best_kept_steps():
+    guard = PruningGuard(tolerance=0.01, max_undos=2)
+    kept = [("start", 0.97, False), ("prune_hard", 0.99, False),
+            ("grow_connections", 0.96, False), ("prune_connections", 0.95, True)]
+    assert PruningGuard.reference(_rows(*kept)) == pytest.approx((0.99 + 0.97 + 0.96) / 3)
+    # one lucky 0.99 does not make every later pruning fail: the reference is 0.9733
+    assert not guard.rejects(_rows(*kept, ("prune_connections", 0.965, False)))
+    assert guard.scale == 1.0 and guard.undos == 0
+    assert not guard.rejects(_rows(*kept, ("grow_connections", 0.5, False)))  # growth: never
+    assert guard.rejects(_rows(*kept, ("prune_connections", 0.96, False)))
+    assert guard.scale == 0.5 and guard.undos == 1 and not guard.finished
+    assert not guard.rejects(_rows(*kept, ("prune_connections", 0.97, False)))
+    assert guard.scale == 1.0 and not guard.finished  # a kept pruning step: full ratio again
+    assert guard.rejects(_rows(*kept, ("prune_conv", 0.90, False)))
+    assert guard.rejects(_rows(*kept, ("prune_area", 0.90, False)))
+    assert guard.scale == 0.25 and guard.undos == 3 and guard.finished  # 2 in a row
+
+
+def test_on_a_tiny_validation_set_one_flipped_example_is_not_damage():
+    rows = [("start", 1.0, False), ("prune_connections", 35 / 36, False)]
+    assert PruningGuard(0.01, 3, n_val=36).allowed_drop == pytest.approx(1 / 36)
+    assert not PruningGuard(0.01, 3, n_val=36).rejects(_rows(*rows))
+    assert PruningGuard(0.01, 3).rejects(_rows(*rows))
+    assert PruningGuard(0.01, 3, n_val=359).allowed_drop == 0.01
+
+
+def test_an_undone_pruning_step_restarts_from_the_kept_model_and_the_scheme_stops(
+        digits, trained_mlp):
+    start = SparseFeedForward.from_linears(_linears(trained_mlp))
+    options = ScannOptions(schedule=("prune_connections",), pruning_ratio=0.95,
+                           prune_tolerance=0.0, max_undos=2)
+    result = run_scheme("C", start, digits, iterations=8, settings=QUICK, options=options,
+                        pretrained=True)
+    history = result.history
+    weights = sum(int(layer.mask.sum()) for layer in start.layers)
+    assert history.loc[1, "undone"]  # 95% of the weights gone: validation collapses
+    assert history.loc[1, "val_acc"] < history.loc[0, "val_acc"] - 0.05
+    # step 2 prunes half as much (0.475) from the restored start, not from step 1's model
+    pruned = weights - sum(int(layer.mask.sum()) for layer in result.models[2].layers)
+    assert pruned == round(0.475 * weights)
+    assert len(history) <= 9
+    if len(history) < 9:  # ended early: by two undone steps in a row
+        assert history["undone"].iloc[-2:].all()
+    assert not history.loc[result.best_step, "undone"] or result.best_step == 0
+
+
+def test_pruning_without_a_guard_never_undoes(digits, trained_mlp):
+    start = SparseFeedForward.from_linears(_linears(trained_mlp))
+    options = ScannOptions(schedule=("prune_connections",), pruning_ratio=0.9,
+                           prune_tolerance=None)
+    result = run_scheme("C", start, digits, iterations=2, settings=QUICK, options=options,
+                        pretrained=True)
+    assert len(result.history) == 3 and not result.history["undone"].any()
+    assert result.history["params"].is_monotonic_decreasing

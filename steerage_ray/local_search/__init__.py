@@ -29,6 +29,7 @@ from steerage_ray.local_search.nest import (
 )
 from steerage_ray.local_search.result import LocalSearchResult
 from steerage_ray.local_search.scann import (
+    PruningGuard,
     ScannOptions,
     SchemeResult,
     grow_connections,
@@ -39,7 +40,8 @@ from steerage_ray.local_search.scann import (
 
 __all__ = [
     "Candidate", "ExportedModel", "FAMILY_SCHEMES", "LocalSearchResult", "MaskedConv2d",
-    "MaskedLinear", "NestOptions", "PartialAreaConv2d", "ScannOptions", "SchemeResult",
+    "MaskedLinear", "NestOptions", "PartialAreaConv2d", "PruningGuard", "ScannOptions",
+    "SchemeResult",
     "SkipMLP", "SparseConvNet", "SparseFeedForward", "apply_masks", "compact_module",
     "effective_flops", "export_model", "grow_connections", "grow_feature_map",
     "grow_neurons", "masked_modules", "partial_area", "prune_conv", "prune_connections",

@@ -28,8 +28,10 @@ from steerage_ray.local_search.scann import (
     OPERATIONS as SCANN_OPERATIONS,
     ScannOptions,
     SchemeResult,
+    PruningGuard,
     apply_operation,
     check_common_options,
+    check_guard_options,
     grow_connections,
     prune_connections,
     run_steps,
@@ -37,7 +39,8 @@ from steerage_ray.local_search.scann import (
 from steerage_ray.models import eval_mode
 from steerage_ray.training import TrainSettings
 
-NEST_OPERATIONS = ("grow_feature_maps", "grow_conv_connections", "prune_conv", "partial_area")
+NEST_OPERATIONS = ("grow_feature_maps", "grow_conv_connections", "prune_conv", "partial_area",
+                   "prune_area")
 
 
 # -- feature-map growth ----------------------------------------------------------------
@@ -235,14 +238,17 @@ def pair_responses(model: SparseConvNet, X: np.ndarray | torch.Tensor,
 
 
 @torch.no_grad()
-def partial_area(model: SparseConvNet, X: np.ndarray | torch.Tensor, ratio: float) -> None:
+def partial_area(model: SparseConvNet, X: np.ndarray | torch.Tensor, ratio: float, *,
+                 incremental: bool = False) -> None:
     """NeST's partial-area convolution with pruning ratio ``ratio`` on every conv.
 
     For each (output, input) channel pair, the ``round(ratio * positions)`` output
     positions with the smallest mean response over the images ``X`` stop computing that
     pair's term (ties broken by position). Convs become :class:`PartialAreaConv2d`;
     a pair left with no position loses its kernel too. The areas are recomputed from
-    scratch on every call.
+    scratch on every call, unless ``incremental``: then positions already masked stay
+    masked and ``round(ratio * remaining positions)`` more go per pair (gradual
+    partial-area pruning, the ``prune_area`` operation).
     """
     ratio = fraction(ratio, "area_ratio")
     responses = pair_responses(model, X)
@@ -254,9 +260,20 @@ def partial_area(model: SparseConvNet, X: np.ndarray | torch.Tensor, ratio: floa
             model.features[position] = conv
         n_out, n_in, out_h, out_w = response.shape
         flat = response.reshape(n_out, n_in, -1)
-        count = min(round(ratio * flat.shape[-1]), flat.shape[-1])
-        lowest = torch.sort(flat, dim=-1, stable=True).indices[..., :count]
-        area = torch.ones_like(flat).scatter_(-1, lowest, 0.0)
+        if incremental:
+            previous = conv.area_mask.reshape(n_out, n_in, -1).to(flat)
+            remaining = previous.sum(-1, keepdim=True)
+            # masked positions rank first (-1 < any response), then the weakest kept ones
+            ranked = torch.where(previous > 0, flat, torch.full_like(flat, -1.0))
+            order = torch.sort(ranked, dim=-1, stable=True).indices
+            drop = (flat.shape[-1] - remaining) + torch.round(ratio * remaining)
+            rank = torch.empty_like(order).scatter_(
+                -1, order, torch.arange(flat.shape[-1], device=order.device).expand_as(order))
+            area = (rank >= drop).to(flat)
+        else:
+            count = min(round(ratio * flat.shape[-1]), flat.shape[-1])
+            lowest = torch.sort(flat, dim=-1, stable=True).indices[..., :count]
+            area = torch.ones_like(flat).scatter_(-1, lowest, 0.0)
         conv.area_mask.copy_(area.view_as(conv.area_mask))
         alive = area.any(-1).to(conv.mask)
         conv.set_mask(conv.mask * alive[:, :, None, None])
@@ -272,13 +289,19 @@ class NestOptions:
       the best of ``candidate_kernels`` random kernel sets;
     - ``conv_growth_ratio`` / ``conv_pruning_ratio``: conv connection growth / pruning;
     - ``area_ratio``: partial-area pruning ratio, measured on ``area_images`` training
-      images (higher: fewer FLOPs, Table 9's trade-off);
+      images (higher: fewer FLOPs, Table 9's trade-off); ``partial_area`` masks that
+      fraction of every pair's output positions, ``prune_area`` that fraction of the
+      positions each pair still computes;
     - ``head``: the SCANN options of the classifier's Scheme C operations; its
       ``gradient_batches`` x ``gradient_batch_size`` training examples also score
       feature-map candidates and rank dormant conv connections;
     - ``schedule``: operations to cycle through, from ``NEST_OPERATIONS`` (convs) and the
       SCANN operations (head). Default: grow_feature_maps, grow_conv_connections,
-      prune_hard (head), partial_area, then cycle (prune_conv, prune_connections);
+      prune_hard (head), partial_area, then cycle (prune_conv, prune_connections), every
+      pruning guarded. (Adding ``prune_area`` to the cycle cut FLOPs faster on digits
+      8x8 LeNets but cost about a point of accuracy per step, so it is not a default);
+    - ``prune_tolerance`` / ``max_undos``: the :class:`PruningGuard` of the pruning steps
+      (conv and head), as in :class:`ScannOptions`;
     - ``accuracy_tolerance``: as in :class:`ScannOptions`.
     """
 
@@ -290,6 +313,8 @@ class NestOptions:
     area_images: int = 512
     head: ScannOptions = field(default_factory=ScannOptions)
     schedule: tuple[str, ...] | None = None
+    prune_tolerance: float | None = 0.01
+    max_undos: int = 3
     accuracy_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
@@ -299,6 +324,14 @@ class NestOptions:
             raise ValueError(f"head must be a ScannOptions, got {type(self.head).__name__}")
         check_common_options(self, ("new_feature_maps", "candidate_kernels", "area_images"),
                              NEST_OPERATIONS + SCANN_OPERATIONS)
+        check_guard_options(self)
+
+    def guard(self, n_val: int | None = None) -> PruningGuard | None:
+        """The scheme's :class:`PruningGuard` for ``n_val`` validation examples (None when
+        ``prune_tolerance`` is None)."""
+        if self.prune_tolerance is None:
+            return None
+        return PruningGuard(self.prune_tolerance, self.max_undos, n_val)
 
     def operations(self, iterations: int) -> list[str]:
         """The operation of each of the ``iterations`` steps."""
@@ -311,23 +344,26 @@ class NestOptions:
 
 def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
              settings: TrainSettings, options: NestOptions = NestOptions(), seed: int = 0,
-             pretrained: bool = False) -> SchemeResult:
+             pretrained: bool = False, quant_bits: int = 32) -> SchemeResult:
     """NeST on the convs and Scheme C on the head: (operation -> train -> validate) x
-    ``iterations``, keeping the best (see :func:`steerage_ray.local_search.scann.run_scheme`)."""
+    ``iterations``, keeping the best (see :func:`steerage_ray.local_search.scann.run_scheme`;
+    pruning steps are guarded the same way)."""
     iterations = integer(iterations, "iterations", 1)
     if not isinstance(model, SparseConvNet):
         raise ValueError(f"NeST needs a SparseConvNet, got {type(model).__name__}")
     return run_steps(
         "nest", copy.deepcopy(model), dataset, options.operations(iterations),
-        lambda net, operation, step_seed: apply_nest_operation(net, operation, dataset,
-                                                               options, step_seed),
+        lambda net, operation, step_seed, scale: apply_nest_operation(
+            net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=not pretrained,
-        tolerance=options.accuracy_tolerance)
+        tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
+        quant_bits=quant_bits)
 
 
 def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,
-                         options: NestOptions, seed: int) -> None:
-    """Apply one NeST operation, or a SCANN operation to the head."""
+                         options: NestOptions, seed: int, scale: float = 1.0) -> None:
+    """Apply one NeST operation, or a SCANN operation to the head; pruning ratios are
+    multiplied by ``scale`` (a :class:`PruningGuard`'s)."""
     rows = np.random.default_rng(seed).permutation(len(dataset.y_train))
     if operation == "grow_feature_maps":
         batch = rows[:options.head.gradient_batch_size * options.head.gradient_batches]
@@ -338,12 +374,16 @@ def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,
                                  dataset.y_train[batch], candidates=options.candidate_kernels,
                                  generator=generator)
     elif operation == "grow_conv_connections":
-        grow_connections(model, dataset.X_train, dataset.y_train, options.conv_growth_ratio,
+        grow_connections(model, dataset.X_train, dataset.y_train,
+                         options.conv_growth_ratio * scale,
                          layers=model.conv_layers(), batches=options.head.gradient_batches,
                          batch_size=options.head.gradient_batch_size, seed=seed)
     elif operation == "prune_conv":
-        prune_conv(model, options.conv_pruning_ratio)
+        prune_conv(model, options.conv_pruning_ratio * scale)
     elif operation == "partial_area":
         partial_area(model, dataset.X_train[rows[:options.area_images]], options.area_ratio)
+    elif operation == "prune_area":
+        partial_area(model, dataset.X_train[rows[:options.area_images]],
+                     options.area_ratio * scale, incremental=True)
     else:
-        apply_operation(model, operation, dataset, options.head, seed)
+        apply_operation(model, operation, dataset, options.head, seed, scale)

@@ -12,7 +12,8 @@ from steerage_ray.local_search.export import ExportedModel, export_model
 from steerage_ray.local_search.scann import SchemeResult
 from steerage_ray.pareto import pareto_front, select_point
 
-PARETO_COLUMNS = ("scheme", "step", "operation", "val_acc", "test_acc", "params", "flops")
+PARETO_COLUMNS = ("scheme", "step", "operation", "val_acc", "test_acc", "quant_test_acc",
+                  "params", "flops")
 
 
 @dataclass

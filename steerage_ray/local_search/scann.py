@@ -29,13 +29,17 @@ from steerage_ray.checks import fraction, integer
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import apply_masks, effective_flops, masked_modules
-from steerage_ray.models import count_params, eval_mode
+from steerage_ray.models import count_params, eval_mode, quantize_model
 from steerage_ray.pareto import select_point
 from steerage_ray.training import TrainSettings, evaluate, train_model
 
 SCANN_SCHEMES = ("A", "B", "C")
 OPERATIONS = ("grow_connections", "grow_neurons", "prune_connections", "prune_hard")
-HISTORY_COLUMNS = ("step", "operation", "val_acc", "test_acc", "params", "flops", "seconds")
+#: The operations a :class:`PruningGuard` judges (SCANN's and NeST's pruning).
+PRUNING_OPERATIONS = ("prune_connections", "prune_hard", "prune_conv", "prune_area")
+GROWTH_BASES = ("active", "dormant")
+HISTORY_COLUMNS = ("step", "operation", "val_acc", "test_acc", "quant_test_acc", "params",
+                   "flops", "undone", "seconds")
 
 
 def check_common_options(options: object, counts: tuple[str, ...],
@@ -104,25 +108,33 @@ def connection_gradients(model: nn.Module, X: np.ndarray | torch.Tensor,
 @torch.no_grad()
 def grow_connections(model: nn.Module, X: np.ndarray | torch.Tensor,
                      y: np.ndarray | torch.Tensor, ratio: float, *, mode: str = "gradient",
-                     layers: Sequence[nn.Module] | None = None, batches: int = 4,
-                     batch_size: int = 128, seed: int = 0) -> int:
-    """Activate the top ``ratio`` fraction of dormant connections; returns how many.
+                     of: str = "dormant", layers: Sequence[nn.Module] | None = None,
+                     batches: int = 4, batch_size: int = 128, seed: int = 0) -> int:
+    """Activate the best dormant connections; returns how many.
 
     ``mode="gradient"`` ranks dormant connections by |mean dL/dw| (see
     :func:`connection_gradients`) under one global ranking over ``layers`` (default:
-    every masked layer); ``mode="random"`` picks them uniformly. Exactly
-    ``round(ratio * dormant)`` (at least one) connections are activated, ties broken by
-    position; their weights start at 0, so the function is unchanged until training.
+    every masked layer); ``mode="random"`` picks them uniformly. ``of`` says what
+    ``ratio`` is a fraction of: ``"dormant"`` activates ``round(ratio * dormant)``
+    connections, ``"active"`` ``round(ratio * active)`` (at most every dormant one),
+    at least one either way, ties broken by position. Their weights start at 0, so the
+    function is unchanged until training.
     """
     ratio = fraction(ratio, "growth_ratio")
     if mode not in ("gradient", "random"):
         raise ValueError(f"growth mode must be 'gradient' or 'random', got {mode!r}")
+    if of not in GROWTH_BASES:
+        raise ValueError(f"growth must be a fraction of one of {GROWTH_BASES}, got {of!r}")
     layers = list(masked_modules(model) if layers is None else layers)
     dormant = [layer.mask.flatten() == 0 for layer in layers]
     n_dormant = int(sum(d.sum() for d in dormant))
     if n_dormant == 0:
         return 0
-    count = _selection_count(ratio, n_dormant)
+    if of == "dormant":
+        count = _selection_count(ratio, n_dormant)
+    else:
+        n_active = sum(layer.active_weights() for layer in layers)
+        count = min(max(1, round(ratio * n_active)), n_dormant)
     if mode == "gradient":
         with torch.enable_grad():
             gradients = connection_gradients(model, X, y, layers, batches=batches,
@@ -232,11 +244,23 @@ def grow_neurons(model: nn.Module, X: np.ndarray | torch.Tensor, ratio: float, *
 
 # -- schemes ---------------------------------------------------------------------------
 
+def check_guard_options(options: object) -> None:
+    """Checks of the :class:`PruningGuard` fields shared by the scheme options."""
+    tolerance = options.prune_tolerance
+    if tolerance is not None and not 0 <= tolerance < 1:
+        raise ValueError("prune_tolerance must be None or in [0, 1) (a fraction of accuracy), "
+                         f"got {tolerance!r}")
+    integer(options.max_undos, "max_undos", 1)
+
+
 @dataclass(frozen=True)
 class ScannOptions:
     """Knobs of a SCANN scheme (defaults are ours; the paper does not give them).
 
-    - ``growth_ratio``: fraction of dormant connections activated per connection growth;
+    - ``growth_ratio``: connections activated per connection growth, as a fraction of
+      the active connections (``growth_of="active"``, the default) or of the dormant ones
+      (``"dormant"``; at high sparsity that adds back most of what pruning removed and
+      stalls compression at a fixed density, about 10% for ratios 0.05 / 0.3);
     - ``pruning_ratio``: fraction of active connections removed per pruning;
     - ``initial_pruning_ratio``: the hard first pruning of Schemes B and C;
     - ``neuron_growth_ratio``: neurons added per neuron growth, as a fraction of the
@@ -249,14 +273,23 @@ class ScannOptions:
     - ``gradient_batches`` x ``gradient_batch_size`` examples rank dormant connections;
     - ``schedule``: operations to cycle through (names from ``OPERATIONS``; ``"prune_hard"``
       prunes with ``initial_pruning_ratio``). Default: A cycles (grow_connections,
-      grow_neurons); B and C do prune_hard, then cycle (grow_connections,
-      prune_connections);
+      grow_neurons); B and C do prune_hard, then cycle (prune_connections,
+      prune_connections, grow_connections): gradual magnitude pruning with retraining
+      after every step and gradient-based regrowth;
+    - ``prune_tolerance`` / ``max_undos``: the :class:`PruningGuard`. A pruning step whose
+      validation accuracy ends more than ``prune_tolerance`` (at least one validation
+      example) below the scheme's best so far (the mean of its three best kept steps) is
+      undone: the model goes back to the step before (the step stays in the history,
+      marked ``undone``) and the pruning and growth ratios are halved; a kept pruning
+      step doubles them again, up to the set values. ``max_undos`` undone steps in a row
+      end the scheme. ``None`` prunes on regardless;
     - ``accuracy_tolerance``: the chosen model is the one with the fewest parameters whose
       validation accuracy is within this much of the best (0: the most accurate, ties to
       fewer parameters).
     """
 
-    growth_ratio: float = 0.05
+    growth_ratio: float = 0.1
+    growth_of: str = "active"
     pruning_ratio: float = 0.3
     initial_pruning_ratio: float = 0.6
     neuron_growth_ratio: float = 0.1
@@ -269,6 +302,8 @@ class ScannOptions:
     gradient_batches: int = 4
     gradient_batch_size: int = 128
     schedule: tuple[str, ...] | None = None
+    prune_tolerance: float | None = 0.01
+    max_undos: int = 3
     accuracy_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
@@ -277,12 +312,15 @@ class ScannOptions:
             fraction(getattr(self, name), name)
         if self.growth not in ("gradient", "random"):
             raise ValueError(f"growth must be 'gradient' or 'random', got {self.growth!r}")
+        if self.growth_of not in GROWTH_BASES:
+            raise ValueError(f"growth_of must be one of {GROWTH_BASES}, got {self.growth_of!r}")
         if self.neuron_growth not in ("split", "random"):
             raise ValueError("neuron_growth must be 'split' or 'random', "
                              f"got {self.neuron_growth!r}")
         if self.split_noise < 0:
             raise ValueError(f"split_noise must be >= 0, got {self.split_noise!r}")
         check_common_options(self, ("gradient_batches", "gradient_batch_size"), OPERATIONS)
+        check_guard_options(self)
 
     def operations(self, scheme: str, iterations: int) -> list[str]:
         """The operation of each of the ``iterations`` steps of ``scheme``."""
@@ -291,8 +329,68 @@ class ScannOptions:
         if scheme == "A":
             return list(itertools.islice(
                 itertools.cycle(("grow_connections", "grow_neurons")), iterations))
-        cycle = itertools.cycle(("grow_connections", "prune_connections"))
+        cycle = itertools.cycle(("prune_connections", "prune_connections", "grow_connections"))
         return ["prune_hard", *itertools.islice(cycle, iterations - 1)][:iterations]
+
+    def guard(self, n_val: int | None = None) -> "PruningGuard | None":
+        """The scheme's :class:`PruningGuard` for ``n_val`` validation examples (None when
+        ``prune_tolerance`` is None)."""
+        if self.prune_tolerance is None:
+            return None
+        return PruningGuard(self.prune_tolerance, self.max_undos, n_val)
+
+
+@dataclass
+class PruningGuard:
+    """Prunes as far as validation allows, with an adaptive step.
+
+    A pruning step (``PRUNING_OPERATIONS``) whose validation accuracy falls more than
+    ``tolerance`` below the :meth:`reference` of the kept steps so far is undone, and
+    ``scale`` (which multiplies the pruning and growth ratios) is halved; a kept pruning
+    step doubles it again (at most 1). ``max_undos`` undone steps in a row end the
+    scheme. ``n_val`` (the validation set's size) widens the tolerance to at least one
+    validation example, so that on a tiny set (wine: 36 examples, 2.8 points each) a
+    single flipped example does not count as damage.
+    """
+
+    tolerance: float
+    max_undos: int
+    n_val: int | None = None
+    scale: float = 1.0
+    undos: int = 0
+    in_a_row: int = 0
+
+    @property
+    def allowed_drop(self) -> float:
+        """The accuracy a pruning step may lose: ``tolerance``, at least one example."""
+        return max(self.tolerance, 1.0 / self.n_val if self.n_val else 0.0)
+
+    def rejects(self, rows: Sequence[dict]) -> bool:
+        """Whether the last of ``rows`` (history rows, the last one just recorded) is a
+        pruning step to undo; updates the scale and the undo counts either way."""
+        last = rows[-1]
+        if last["operation"] not in PRUNING_OPERATIONS:
+            return False
+        if last["val_acc"] >= self.reference(rows[:-1]) - self.allowed_drop - 1e-12:
+            self.scale = min(1.0, 2 * self.scale)
+            self.in_a_row = 0
+            return False
+        self.scale /= 2
+        self.undos += 1
+        self.in_a_row += 1
+        return True
+
+    @property
+    def finished(self) -> bool:
+        return self.in_a_row >= self.max_undos
+
+    @staticmethod
+    def reference(rows: Sequence[dict]) -> float:
+        """The accuracy pruning must stay close to: the mean validation accuracy of the
+        (up to) three best kept steps. Not the single best: on a small validation set
+        one lucky step would otherwise undo every later pruning."""
+        kept = sorted((row["val_acc"] for row in rows if not row["undone"]), reverse=True)
+        return float(np.mean(kept[:3]))
 
 
 @dataclass
@@ -326,11 +424,15 @@ def model_costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, in
 class StepRecorder:
     """Trains after each operation, evaluates, and keeps the history and snapshots.
 
-    Shared by SCANN schemes and NeST so both report identical history tables.
+    Shared by SCANN schemes and NeST so both report identical history tables. Test
+    accuracy is also measured with the weights quantized to ``quant_bits`` (the
+    candidate's precision, as it is exported): ``quant_test_acc``.
     """
 
-    def __init__(self, scheme: str, dataset: Dataset, settings: TrainSettings, seed: int) -> None:
+    def __init__(self, scheme: str, dataset: Dataset, settings: TrainSettings, seed: int,
+                 quant_bits: int = 32) -> None:
         self.scheme, self.dataset, self.settings, self.seed = scheme, dataset, settings, seed
+        self.quant_bits = quant_bits
         self.rows: list[dict] = []
         self.models: list[nn.Module] = []
 
@@ -342,11 +444,18 @@ class StepRecorder:
             train_model(model, self.dataset, step_settings, after_step=apply_masks)
         val_acc, _ = evaluate(model, self.dataset.X_val, self.dataset.y_val)
         test_acc, _ = evaluate(model, self.dataset.X_test, self.dataset.y_test)
+        quant_test_acc = test_acc if self.quant_bits == 32 else evaluate(
+            quantize_model(model, self.quant_bits), self.dataset.X_test, self.dataset.y_test)[0]
         params, flops = model_costs(model, self.dataset.input_shape)
         self.rows.append(dict(step=step, operation=operation, val_acc=val_acc,
-                              test_acc=test_acc, params=params, flops=flops,
+                              test_acc=test_acc, quant_test_acc=quant_test_acc, params=params,
+                              flops=flops, undone=False,
                               seconds=time.perf_counter() - started))
         self.models.append(copy.deepcopy(model).cpu())
+
+    def restore(self, step: int, device: torch.device) -> nn.Module:
+        """A fresh copy of the model recorded at ``step``, on ``device``."""
+        return copy.deepcopy(self.models[step]).to(device)
 
     def result(self, tolerance: float) -> SchemeResult:
         """The history, the snapshots and the chosen step: among the steps within
@@ -359,18 +468,31 @@ class StepRecorder:
 
 
 def run_steps(scheme: str, model: nn.Module, dataset: Dataset, operations: Sequence[str],
-              apply: Callable[[nn.Module, str, int], None], *, settings: TrainSettings,
-              seed: int, train_start: bool, tolerance: float) -> SchemeResult:
+              apply: Callable[[nn.Module, str, int, float], None], *,
+              settings: TrainSettings, seed: int, train_start: bool, tolerance: float,
+              guard: PruningGuard | None = None, quant_bits: int = 32) -> SchemeResult:
     """Algorithm 3's loop, shared by the SCANN schemes and NeST: record the start model
     (trained first when ``train_start``), then for each operation ``apply(model,
-    operation, seed)`` with a seed drawn from ``seed``, train, validate and record;
-    finally choose a step with ``tolerance`` (:meth:`StepRecorder.result`)."""
-    recorder = StepRecorder(scheme, dataset, settings, seed)
+    operation, seed, scale)`` with a seed drawn from ``seed`` and the guard's pruning
+    ``scale`` (1 without a guard), train, validate and record. A ``guard`` undoes a
+    pruning step that cost too much validation accuracy (training continues from the
+    last kept step) and ends the loop early when it has undone enough; finally a step is
+    chosen with ``tolerance`` (:meth:`StepRecorder.result`)."""
+    recorder = StepRecorder(scheme, dataset, settings, seed, quant_bits)
     recorder.record(model, "start", train=train_start)
+    device = next(model.parameters()).device
+    kept = 0
     rng = np.random.default_rng(seed)
     for operation in operations:
-        apply(model, operation, int(rng.integers(2**31)))
+        apply(model, operation, int(rng.integers(2**31)), guard.scale if guard else 1.0)
         recorder.record(model, operation)
+        if guard is not None and guard.rejects(recorder.rows):
+            recorder.rows[-1]["undone"] = True
+            model = recorder.restore(kept, device)
+            if guard.finished:
+                break
+        else:
+            kept = len(recorder.rows) - 1
     return recorder.result(tolerance)
 
 
@@ -405,31 +527,37 @@ def start_model(scheme: str, model: nn.Module, options: ScannOptions, seed: int)
 
 def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: int,
                settings: TrainSettings, options: ScannOptions = ScannOptions(),
-               seed: int = 0, pretrained: bool = False) -> SchemeResult:
+               seed: int = 0, pretrained: bool = False, quant_bits: int = 32) -> SchemeResult:
     """Algorithm 3: ``iterations`` x (operation -> train -> validate), keep the best.
 
     ``model`` is the candidate as a sparse model (see :func:`start_model`); with
     ``pretrained=True`` its weights are trained already and step 0 only evaluates it
     (Scheme A always trains its fresh start). ``dataset`` is the data the candidate
-    expects (after its dimensionality reduction).
+    expects (after its dimensionality reduction: DR+SCANN). Pruning steps are guarded
+    (``options.guard()``), so the scheme may stop before ``iterations``.
+    ``quant_bits`` is the precision test accuracy is also measured at.
     """
     iterations = integer(iterations, "iterations", 1)
     model = start_model(scheme, model, options, seed)
     return run_steps(
         scheme, model, dataset, options.operations(scheme, iterations),
-        lambda net, operation, step_seed: apply_operation(net, operation, dataset, options,
-                                                          step_seed),
+        lambda net, operation, step_seed, scale: apply_operation(
+            net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=scheme == "A" or not pretrained,
-        tolerance=options.accuracy_tolerance)
+        tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
+        quant_bits=quant_bits)
 
 
 def apply_operation(model: nn.Module, operation: str, dataset: Dataset,
-                    options: ScannOptions, seed: int) -> None:
-    """Apply one SCANN operation (a name from ``OPERATIONS``) to the feed-forward part."""
+                    options: ScannOptions, seed: int, scale: float = 1.0) -> None:
+    """Apply one SCANN operation (a name from ``OPERATIONS``) to the feed-forward part;
+    connection pruning and growth ratios are multiplied by ``scale`` (a
+    :class:`PruningGuard`'s: growth shrinks with pruning, or it would outgrow it)."""
     layers = list(feed_forward_part(model).layers)
     if operation == "grow_connections":
-        grow_connections(model, dataset.X_train, dataset.y_train, options.growth_ratio,
-                         mode=options.growth, layers=layers, batches=options.gradient_batches,
+        grow_connections(model, dataset.X_train, dataset.y_train, options.growth_ratio * scale,
+                         mode=options.growth, of=options.growth_of, layers=layers,
+                         batches=options.gradient_batches,
                          batch_size=options.gradient_batch_size, seed=seed)
     elif operation == "grow_neurons":
         rows = np.random.default_rng(seed).permutation(len(dataset.y_train))
@@ -439,6 +567,6 @@ def apply_operation(model: nn.Module, operation: str, dataset: Dataset,
     elif operation in ("prune_connections", "prune_hard"):
         hard = operation == "prune_hard"
         ratio = options.initial_pruning_ratio if hard else options.pruning_ratio
-        prune_connections(model, ratio, largest=options.prune_largest, layers=layers)
+        prune_connections(model, ratio * scale, largest=options.prune_largest, layers=layers)
     else:
         raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")

@@ -78,11 +78,12 @@ def run_one_scheme(scheme: str, candidate: Candidate, dataset: Dataset, iteratio
     with torch_threads(settings.num_threads):
         if scheme == "nest":
             result = run_nest(model, dataset, iterations=iterations, settings=settings,
-                              options=options, seed=seed, pretrained=pretrained)
+                              options=options, seed=seed, pretrained=pretrained,
+                              quant_bits=candidate.quant_bits)
         else:
             result = run_scheme(scheme, model, dataset, iterations=iterations,
                                 settings=settings, options=options, seed=seed,
-                                pretrained=pretrained)
+                                pretrained=pretrained, quant_bits=candidate.quant_bits)
     info = dict(scheme=scheme, started=started, finished=time.time(), device=str(device),
                 pid=os.getpid())
     return result, info

@@ -34,7 +34,7 @@ _scheme_task = ray.remote(run_one_scheme)
 def run_local_search(
         candidate: Candidate | Mapping, dataset: Dataset | str | Mapping, *,
         family: str | None = None,
-        schemes: Sequence[str] | None = None, iterations: int = 6,
+        schemes: Sequence[str] | None = None, iterations: int = 20,
         settings: TrainSettings | None = None, seed: int = 0,
         num_gpus_per_task: float | None = None, num_cpus_per_task: float = 1,
         growth_ratio: float | None = None, pruning_ratio: float | None = None,
@@ -48,7 +48,8 @@ def run_local_search(
       config here;
     - ``schemes``: default ``("A", "B", "C")`` for ``ffnn`` and ``("A", "B", "C",
       "nest")`` for ``lenet`` (A/B/C then act on the CNN's classifier);
-    - ``iterations``: operations per scheme, each followed by training and validation;
+    - ``iterations``: operations per scheme, each followed by training and validation (an
+      upper bound: a scheme whose pruning guard has undone enough steps stops earlier);
     - ``settings``: per-step training (default: ``settings_for(dataset.name, family,
       epochs=10)``); ``seed`` seeds every scheme;
     - ``num_gpus_per_task``: None = 1 if the cluster has GPUs, else 0;

@@ -70,13 +70,23 @@ def resume_experiment(directory: str | Path, *, address: str | None = None,
     return _run_all(experiment, data, run_dir, run_dir.storage(), verbose)
 
 
+def set_select_tolerance(run_dir: ExperimentDir, points: float | None) -> None:
+    """Store a new compact-pick tolerance (points) in the experiment; None keeps it."""
+    if points is not None:
+        run_dir.update_experiment(run_dir.experiment().with_overrides(
+            local_search={"select_tolerance": points}))
+
+
 def rerun_local_search(directory: str | Path, *, address: str | None = None,
                        schemes: list[str] | None = None,
-                       iterations: int | None = None) -> ExperimentDir:
-    """Run local search again on a finished global search (other schemes/iterations).
+                       iterations: int | None = None,
+                       select_tolerance: float | None = None) -> ExperimentDir:
+    """Run local search again on a finished global search (other schemes/iterations;
+    ``select_tolerance`` in points is stored in the experiment for the report).
 
-    The experiment's files change only once the new local search has finished."""
+    Its results change only once the new local search has finished."""
     run_dir = ExperimentDir(directory)
+    set_select_tolerance(run_dir, select_tolerance)
     experiment = run_dir.experiment()
     if not run_dir.done("global_search"):
         raise ValueError(f"{run_dir.path}: global search has not finished; run "
@@ -102,10 +112,11 @@ def rerun_local_search(directory: str | Path, *, address: str | None = None,
     return run_dir
 
 
-def rebuild_report(directory: str | Path) -> str:
-    """Rebuild summary and plots of an experiment directory; return the summary text."""
+def rebuild_report(directory: str | Path, select_tolerance: float | None = None) -> str:
+    """Rebuild summary and plots of an experiment directory; return the summary text.
+    ``select_tolerance`` (points) is stored in the experiment first (exports follow it)."""
     run_dir = ExperimentDir(directory)
-    run_dir.experiment()
+    set_select_tolerance(run_dir, select_tolerance)
     if not run_dir.file("trials.csv").is_file():
         raise ValueError(f"{run_dir.path}: no trials.csv yet; global search has not "
                          f"finished (run `steerage resume {run_dir.path}`)")

@@ -73,6 +73,13 @@ class ExperimentDir:
                         yaml.safe_dump(experiment.to_dict(), sort_keys=False))
         self.write_json("progress.json", {"done": [], "seconds": {}})
 
+    def update_experiment(self, experiment: Experiment) -> None:
+        """Rewrite experiment.yaml (settings that only change how results are read,
+        e.g. ``local_search.select_tolerance``)."""
+        self.experiment()  # an existing experiment directory only
+        self.file("experiment.yaml").write_text(
+            yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+
     def experiment(self) -> Experiment:
         if not self.exists():
             raise ValueError(f"{self.path} is not an experiment directory (no "

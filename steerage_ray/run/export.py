@@ -14,16 +14,20 @@ from steerage_ray.data import prepare_for_config
 from steerage_ray.experiment import Experiment
 from steerage_ray.local_search.export import FILE_FORMATS, export_model
 from steerage_ray.models import build_model
-from steerage_ray.pareto import select_point
+from steerage_ray.pareto import choose
 from steerage_ray.run.directory import ExperimentDir
 from steerage_ray.run.inputs import load_experiment_data
 
 
 def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
                             which: str = "best", out: str | Path | None = None) -> Path:
-    """Export a local-search Pareto model (``best``, ``smallest`` or a row index) or the
-    global-search winner (``global``) as TorchScript, a state_dict or ONNX; return the
-    file written (default: ``export/<model>.<format suffix>`` in the directory)."""
+    """Export a local-search Pareto model or the global-search winner (``global``) as
+    TorchScript, a state_dict or ONNX; return the file written (default:
+    ``export/<model>.<format suffix>`` in the directory).
+
+    Pareto models: ``best`` (or ``most_accurate``) and ``compact``, the two GS+LS rows
+    of the summary (``compact`` with the experiment's ``local_search.select_tolerance``),
+    ``smallest``, or a row index of ``local_search/pareto.csv``."""
     if fmt not in FILE_FORMATS:
         raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
     run_dir = ExperimentDir(directory)
@@ -44,15 +48,14 @@ def _model_to_export(run_dir: ExperimentDir, experiment: Experiment,
                          f"or run `steerage local-search {run_dir.path}`")
     saved = torch.load(path, weights_only=False)
     pareto = pd.read_csv(pareto_path)
-    if which == "best":
-        row = select_point(pareto)
-    elif which == "smallest":
-        row = select_point(pareto, tolerance=1.0)
+    named = "most_accurate" if which == "best" else which.replace("-", "_")
+    if named in ("most_accurate", "compact", "smallest"):
+        row = choose(pareto, named, experiment.local_search["select_tolerance"] / 100)
     elif which.isdigit() and int(which) < len(pareto):
         row = pareto.iloc[int(which)]
     else:
-        raise ValueError(f"--which must be best, smallest, global or a Pareto row index "
-                         f"0..{len(pareto) - 1}, got {which!r}")
+        raise ValueError(f"--which must be best, most_accurate, compact, smallest, global or "
+                         f"a Pareto row index 0..{len(pareto) - 1}, got {which!r}")
     key = (row["scheme"], int(row["step"]))
     label = f"scheme_{row['scheme']}_step_{int(row['step'])}"
     return saved["models"][key], tuple(saved["input_shape"]), saved["quant_bits"], label

@@ -19,7 +19,7 @@ from steerage_ray.global_search import (
     resume_global_search,
 )
 from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
-from steerage_ray.report import format_summary, summary_table, write_plots
+from steerage_ray.report import format_summary, selection_note, summary_table, write_plots
 from steerage_ray.run.directory import TUNE_NAME, ExperimentDir, plain
 from steerage_ray.run.inputs import (
     experiment_space,
@@ -151,15 +151,25 @@ def save_local_search(result: LocalSearchResult, run_dir: ExperimentDir) -> None
                        lambda path: result.pareto.to_csv(path, index=False))
 
 
+def select_tolerance(experiment: Experiment) -> float:
+    """The compact pick's tolerance as a fraction (the experiment stores points)."""
+    return experiment.local_search["select_tolerance"] / 100
+
+
 def write_report(run_dir: ExperimentDir) -> str:
     """Summary table (CSV + Markdown) and plots from the files written so far."""
+    experiment = run_dir.experiment()
+    tolerance = select_tolerance(experiment)
     trials = pd.read_csv(run_dir.file("trials.csv"))
     pareto_path = run_dir.file("local_search", "pareto.csv")
     pareto = pd.read_csv(pareto_path) if pareto_path.is_file() else None
     winner = run_dir.read_json("global_winner.json") or {}
-    table = summary_table(run_dir.read_json("baseline.json"), winner.get("result"), pareto)
+    baseline = run_dir.read_json("baseline.json")
+    table = summary_table(baseline, winner.get("result"), pareto, tolerance)
     run_dir.write_with("summary.csv", lambda path: table.to_csv(path, index=False))
     text = format_summary(table)
-    run_dir.write_text("summary.md", f"# {run_dir.experiment().name}\n\n```\n{text}\n```\n")
-    write_plots(run_dir.path, trials, pareto)
+    if pareto is not None and len(pareto):
+        text += "\n" + selection_note(tolerance)
+    run_dir.write_text("summary.md", f"# {experiment.name}\n\n```\n{text}\n```\n")
+    write_plots(run_dir.path, trials, pareto, baseline, tolerance)
     return text
