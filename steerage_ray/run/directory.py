@@ -77,8 +77,8 @@ class ExperimentDir:
         """Rewrite experiment.yaml (settings that only change how results are read,
         e.g. ``local_search.select_tolerance``)."""
         self.experiment()  # an existing experiment directory only
-        self.file("experiment.yaml").write_text(
-            yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+        self.write_text("experiment.yaml",
+                        yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     def experiment(self) -> Experiment:
         if not self.exists():
