@@ -13,6 +13,7 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
     local_search/          pareto.csv, history.csv, failures.json, models.pt
     summary.csv, summary.md, plots/*.png
     export/                models written by `steerage export`
+    latency-<family>-<device>-b<batch>.json   `steerage profile-latency`'s lookup table
 """
 
 from __future__ import annotations
