@@ -4,7 +4,8 @@ For each family: build the table of every layer its preset space can produce
 (``latency.profile_latency``: CPU, one thread, batch 1; its per-forward overhead term
 is calibrated on 5 models drawn with seed 0), then draw 50 architectures from the same
 space with seed 1, build each, time it end to end (``latency.measure_latency``, timed
-like the table's entries: warm-up, median of 11 loops of >= 1 ms) and compare with
+like the table's entries: warm-up, median (``--statistic min``: minimum) of 11 loops
+of >= 1 ms) and compare with
 ``estimate_latency``. Reported: median and 90th percentile of the absolute percentage
 error (target: median <= 10 %), the same without the overhead term (the plain ChamNet
 sum), Kendall's tau between estimate and measurement, and the table's build time.
@@ -19,7 +20,7 @@ Spaces: ``ffnn`` Table 2 on MNIST-1D's 40 features (every DR ratio's input width
 The machine is shared: the script pins itself to one core, waits (up to ``--wait``
 minutes) for the 1-minute load average to drop below ``--max-load`` before each family,
 and records the load next to the numbers. Per-architecture rows go to
-``benchmarks/data/latency_<family>_cpu.csv``.
+``benchmarks/data/latency_<family>_cpu_<statistic>.csv``.
 """
 
 from __future__ import annotations
@@ -60,13 +61,13 @@ def wait_for_quiet(max_load: float, wait_minutes: float) -> float:
     return os.getloadavg()[0]
 
 
-def run_family(family: str, n: int, batch_size: int) -> dict:
+def run_family(family: str, n: int, batch_size: int, statistic: str) -> dict:
     what, shape, make_space = SETUPS[family]
     space = make_space()
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     table = profile_latency(family, space, shape, N_CLASSES, batch_size=batch_size,
-                            threads=1, seed=0)
+                            threads=1, seed=0, statistic=statistic)
     build_seconds = time.perf_counter() - started
     print(f"  {family}: {len(table)} entries ({table.info['interpolated']} interpolated) in "
           f"{build_seconds:.1f} s, overhead {table.overhead * 1e6:.1f} us", flush=True)
@@ -74,7 +75,8 @@ def run_family(family: str, n: int, batch_size: int) -> dict:
     for index, config in enumerate(space.random(n, np.random.default_rng(1))):
         model_shape = model_input_shape(family, config, shape)
         model = build_model(family, config, model_shape, N_CLASSES, seed=index)
-        measured = measure_latency(model, model_shape, batch_size=batch_size, threads=1)
+        measured = measure_latency(model, model_shape, batch_size=batch_size, threads=1,
+                                   statistic=statistic)
         estimate = estimate_latency(table, family, config, shape, N_CLASSES)
         rows.append({"family": family, "index": index, "measured_s": measured,
                      "estimate_s": estimate, "sum_only_s": estimate - table.overhead,
@@ -84,7 +86,7 @@ def run_family(family: str, n: int, batch_size: int) -> dict:
     frame["ape"] = (frame.estimate_s - frame.measured_s).abs() / frame.measured_s
     frame["ape_sum_only"] = (frame.sum_only_s - frame.measured_s).abs() / frame.measured_s
     DATA.mkdir(exist_ok=True)
-    frame.to_csv(DATA / f"latency_{family}_cpu.csv", index=False)
+    frame.to_csv(DATA / f"latency_{family}_cpu_{statistic}.csv", index=False)
     result = {
         "family": family, "what": what, "entries": len(table),
         "interpolated": table.info["interpolated"],
@@ -106,7 +108,7 @@ def run_family(family: str, n: int, batch_size: int) -> dict:
     return result
 
 
-def report(results: list[dict], n: int, batch_size: int) -> str:
+def report(results: list[dict], n: int, batch_size: int, statistic: str) -> str:
     rows = [[r["family"], r["what"], f"{r['entries']}"
              + (f" (+{r['interpolated']} interp.)" if r["interpolated"] else ""),
              f"{r['build_s']:.0f}", f"{r['overhead_us']:.1f}",
@@ -126,15 +128,15 @@ def report(results: list[dict], n: int, batch_size: int) -> str:
         f"under `torch.inference_mode`. Load = 1-minute load average of the machine "
         f"when the family started and ended.\n\n"
         f"Each family's table times every layer its preset space can build "
-        f"(`steerage profile-latency`), each entry the median of 11 loops of >= 1 ms after "
-        f"a warm-up; its overhead term (time of a whole model outside its layers: "
+        f"(`steerage profile-latency`), each entry the {statistic} of 11 loops of >= 1 ms "
+        f"after a warm-up; its overhead term (time of a whole model outside its layers: "
         f"containers, flatten) is the median gap on 5 models drawn with seed 0. Then {n} "
         f"architectures drawn with seed 1 are built and timed end to end the same way. "
         f"APE = |estimate - measured| / measured; target: median <= 10 %. 'Sum only' is "
         f"the plain ChamNet sum of entries without the overhead term. Kendall tau "
         f"compares the estimate's ranking with the measured one (in brackets: FLOPs' "
         f"ranking, for reference). Rows per architecture: "
-        f"`benchmarks/data/latency_<family>_cpu.csv`.\n\n{table}\n")
+        f"`benchmarks/data/latency_<family>_cpu_{statistic}.csv`.\n\n{table}\n")
 
 
 def main() -> None:
@@ -144,6 +146,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--max-load", type=float, default=2.5)
     parser.add_argument("--wait", type=float, default=30.0, help="minutes to wait per family")
+    parser.add_argument("--statistic", choices=("median", "min"), default="median")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
@@ -151,8 +154,8 @@ def main() -> None:
     results = []
     for family in args.families:
         wait_for_quiet(args.max_load, args.wait)
-        results.append(run_family(family, args.n, args.batch_size))
-    text = report(results, args.n, args.batch_size)
+        results.append(run_family(family, args.n, args.batch_size, args.statistic))
+    text = report(results, args.n, args.batch_size, args.statistic)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

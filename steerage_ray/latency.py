@@ -66,6 +66,9 @@ VERSION = 1
 #: Default timing: a repeat lasts at least this long (seconds), the median of this many.
 MIN_REPEAT_SECONDS = 1e-3
 REPEATS = 11
+#: Per entry: the median of the repeats (typical latency), or their minimum (the least
+#: disturbed one, steadier on a machine shared with other jobs).
+STATISTICS = ("median", "min")
 #: Default largest number of values measured along a layer's first size axis.
 MAX_POINTS = 64
 #: Default number of sampled models that measure the per-forward overhead.
@@ -404,14 +407,16 @@ def _layer_input_shape(layer: Layer) -> tuple[int, ...]:
 
 
 class _Timer:
-    """Seconds per call of ``module(x)``: warm-up, then the median of ``repeats`` timed
-    loops of ``number`` calls each, ``number`` chosen so a loop lasts at least
+    """Seconds per call of ``module(x)``: warm-up, then the median (or minimum) of
+    ``repeats`` timed loops of ``number`` calls each, ``number`` chosen so a loop lasts at least
     ``min_repeat_s``. CUDA is timed with events after synchronising."""
 
-    def __init__(self, device: torch.device, repeats: int, min_repeat_s: float) -> None:
+    def __init__(self, device: torch.device, repeats: int, min_repeat_s: float,
+                 statistic: str) -> None:
         self.device = device
         self.repeats = repeats
         self.min_repeat_s = min_repeat_s
+        self.statistic = statistic
 
     def _loop(self, module: nn.Module, x: torch.Tensor, number: int) -> float:
         if self.device.type == "cuda":
@@ -438,17 +443,18 @@ class _Timer:
             number = max(1, math.ceil(self.min_repeat_s / once))
             self._loop(module, x, number)  # warm-up at the timed pace
             times = [self._loop(module, x, number) / number for _ in range(self.repeats)]
-        return statistics.median(times)
+        return min(times) if self.statistic == "min" else statistics.median(times)
 
 
 def measure_latency(model: nn.Module, input_shape: Sequence[int], *, device: str = "cpu",
                     batch_size: int = 1, threads: int | None = None,
-                    repeats: int = REPEATS, min_repeat_s: float = MIN_REPEAT_SECONDS) -> float:
+                    repeats: int = REPEATS, min_repeat_s: float = MIN_REPEAT_SECONDS,
+                    statistic: str = "median") -> float:
     """Measured seconds per forward pass of a batch of ``batch_size`` examples of
     ``input_shape`` (the shape the model takes) through ``model``, end to end, timed
     like each entry of a latency table. ``model`` itself is left where it is (a copy
     is moved to a CUDA device) and its training flag is not changed."""
-    timer = _timer(device, repeats, min_repeat_s)
+    timer = _timer(device, repeats, min_repeat_s, statistic)
     integer(batch_size, "batch_size", 1)
     model = copy.deepcopy(model)
     with torch_threads(threads):
@@ -458,22 +464,23 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], *, device: str
 def profile_latency(family: str, space: SearchSpace, input_shape: Sequence[int],
                     n_classes: int, *, device: str = "cpu", batch_size: int = 1,
                     threads: int | None = None, repeats: int = REPEATS,
-                    min_repeat_s: float = MIN_REPEAT_SECONDS, max_points: int = MAX_POINTS,
+                    min_repeat_s: float = MIN_REPEAT_SECONDS, statistic: str = "median",
+                    max_points: int = MAX_POINTS,
                     calibration: int = CALIBRATION_MODELS, seed: int = 0,
                     on_layer: Callable[[int, int], None] | None = None) -> LatencyTable:
     """Time every layer of :func:`space_layers` on ``device`` into a :class:`LatencyTable`.
 
     ``input_shape``/``n_classes``: the original dataset's example shape and classes, as
     for ``estimate_complexity``. ``threads``: torch's intra-op threads while timing (None:
-    as set). Each entry is the median of ``repeats`` loops of at least ``min_repeat_s``
-    seconds after a warm-up loop. Layers whose first size axis has more than
+    as set). Each entry is the median (``statistic="min"``: the minimum) of ``repeats``
+    loops of at least ``min_repeat_s`` seconds after a warm-up loop. Layers whose first size axis has more than
     ``max_points`` values are measured at ``max_points`` of them and interpolated.
     ``calibration`` models drawn from ``space`` (``seed``) are timed end to end; the
     median of their measured minus summed latency is the table's ``overhead``
     (0 models: no overhead term). ``on_layer(done, total)`` reports progress.
     """
     check_family(family)
-    timer = _timer(device, repeats, min_repeat_s)
+    timer = _timer(device, repeats, min_repeat_s, statistic)
     integer(batch_size, "batch_size", 1)
     integer(max_points, "max_points", 2)
     integer(calibration, "calibration", 0)
@@ -504,7 +511,7 @@ def profile_latency(family: str, space: SearchSpace, input_shape: Sequence[int],
         "threads": used_threads, "host": platform.node(), "python": platform.python_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "input_shape": list(input_shape), "n_classes": n_classes,
-        "statistic": "median", "repeats": repeats, "min_repeat_s": min_repeat_s,
+        "statistic": statistic, "repeats": repeats, "min_repeat_s": min_repeat_s,
         "layers": len(layers), "measured": len(measured), "interpolated": sampled,
         "max_points": max_points, "calibration_models": calibration,
         "calibration_gaps_s": gaps, "seed": seed,
@@ -539,13 +546,15 @@ def check_device(device: Any) -> str:
     return device
 
 
-def _timer(device: str, repeats: int, min_repeat_s: float) -> _Timer:
+def _timer(device: str, repeats: int, min_repeat_s: float, statistic: str) -> _Timer:
     check_device(device)
     integer(repeats, "repeats", 1)
     if not (isinstance(min_repeat_s, (int, float)) and 0 <= min_repeat_s < 10):
         raise ValueError(f"min_repeat_s must be a number of seconds in [0, 10), "
                          f"got {min_repeat_s!r}")
-    return _Timer(torch.device(device), repeats, float(min_repeat_s))
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    return _Timer(torch.device(device), repeats, float(min_repeat_s), statistic)
 
 
 def _check_device_name(device: Any) -> str:
