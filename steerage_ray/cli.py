@@ -156,6 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
                              "of the summary), 'smallest', 'global' (the global-search "
                              "winner) or a Pareto row index")
     export.add_argument("--out", type=Path, help="output file")
+
+    profile = commands.add_parser(
+        "profile-latency", help="time each layer a family's space can build on this "
+                                "machine: a latency lookup table for the search")
+    profile.add_argument("--family", choices=("ffnn", "lenet", "resnet"),
+                         help="model family (default: the experiment's)")
+    profile.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    profile.add_argument("--batch-size", type=POSITIVE, default=1,
+                         help="examples per timed forward pass (default: 1)")
+    profile.add_argument("--experiment", "-e",
+                         help="experiment directory, bundled experiment name or YAML "
+                              "file: its space and data shape, and where the table goes")
+    profile.add_argument("--output", "-o", type=Path,
+                         help="directory for the table (default: the experiment's)")
+    profile.add_argument("--threads", type=POSITIVE, help="torch threads while timing "
+                                                     "(default: torch's)")
+    profile.add_argument("--input-shape", help="example shape without an experiment, e.g. "
+                                               "40 or 1,28,28 (default: 40 / 1,28,28 / "
+                                               "3,32,32)")
+    profile.add_argument("--n-classes", type=POSITIVE, help="classes (default: 10 or the "
+                                                       "experiment's)")
     return parser
 
 
@@ -177,17 +198,18 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-class _CurrentStdout(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stdout`` is when a line is logged (``main``
-    may run many times in one process, e.g. in tests that capture the output)."""
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    """``"1,28,28"`` -> ``(1, 28, 28)``."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ValueError(f"--input-shape must be positive integers separated by commas "
+                         f"(e.g. 40 or 1,28,28), got {text!r}")
+    return shape
 
 
 def _show_progress_lines() -> None:
@@ -250,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             path = run.export_experiment_model(args.directory, fmt=args.format,
                                                which=args.which, out=args.out)
             print(f"wrote {path}")
+        elif args.command == "profile-latency":
+            from steerage_ray.run.latency import profile_experiment_latency, summary_line
+
+            print(summary_line(*profile_experiment_latency(
+                family=args.family, device=args.device, batch_size=args.batch_size,
+                experiment=args.experiment, output=args.output, threads=args.threads,
+                input_shape=_shape(args.input_shape), n_classes=args.n_classes)))
     except ValueError as error:  # includes ExperimentError and every input check
         _error(error)
         return EXIT_USAGE

@@ -8,6 +8,9 @@ trainable parameters counted densely (batch-norm weight and bias included, runni
 statistics excluded); FLOPs of convolutions and matrix multiplications only, one
 multiply-add = 2 FLOPs (bias, batch norm, activation and pooling not counted).
 tests/test_evolution.py checks the agreement with the builders on random configs.
+
+Both counts are sums over :func:`config_layers`, a config's layers with their shapes in
+forward order; ``steerage_ray.latency`` sums a measured latency table over the same list.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from steerage_ray.checks import config_integer, integer, is_integer, is_number
 from steerage_ray.data.reduction import reduced_dimension
 from steerage_ray.families import check_family
 
-__all__ = ["ArchitectureCosts", "Complexity", "ResourceConstraint", "estimate_complexity",
-           "estimate_flops", "estimate_params", "model_input_shape"]
+__all__ = ["LAYER_DIMS", "ArchitectureCosts", "Complexity", "Layer", "ResourceConstraint", "config_layers",
+           "estimate_complexity", "estimate_flops", "estimate_params", "model_input_shape"]
 
 _STAGE_STRIDES = (1, 2, 2, 2)
 _BOTTLENECK_EXPANSION = 4
@@ -56,10 +59,9 @@ def estimate_complexity(family: str, config: Mapping[str, object], input_shape: 
     :func:`model_input_shape`), so a fixed constraint can judge configs that reduce the
     input differently.
     """
-    check_family(family)
-    integer(n_classes, "n_classes", 1)
-    shape = model_input_shape(family, config, input_shape)
-    return _ESTIMATORS[family](config, shape, n_classes)
+    layers = config_layers(family, config, input_shape, n_classes)
+    return Complexity(sum(layer.params for layer in layers),
+                      sum(layer.flops for layer in layers))
 
 
 def model_input_shape(family: str, config: Mapping[str, object],
@@ -140,41 +142,93 @@ class ArchitectureCosts:
         return {"params": float(cost.params), "flops": float(cost.flops)}
 
 
-def _ffnn(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+class Layer(NamedTuple):
+    """One layer (or fused group of layers) of a config's network, with its shapes.
+
+    ``op`` names what the layer is; ``dims`` are the sizes that decide its cost, in the
+    order :data:`LAYER_DIMS` names them (input sizes first: ``in_features``, input
+    channels, input height and width); ``params`` and ``flops`` follow the module's
+    conventions. The layer list of a config is the one place that knows how a family's
+    shapes flow, shared by the params/FLOPs estimate and ``steerage_ray.latency``.
+    """
+
+    op: str
+    dims: tuple
+    params: int = 0
+    flops: int = 0
+
+    @property
+    def key(self) -> str:
+        """A stable text identity, e.g. ``linear(40,300)`` (a latency table's key)."""
+        return f"{self.op}({','.join(str(d) for d in self.dims)})"
+
+
+#: The ops of :func:`config_layers` and the meaning of their ``dims``.
+LAYER_DIMS: dict[str, tuple[str, ...]] = {
+    "linear": ("in_features", "out_features"),
+    "relu": ("features",),
+    # LeNet stage: 'same'-padded conv + ReLU + 2x2 pooling ('max' or 'avg')
+    "conv_stage": ("in_channels", "out_channels", "kernel", "height", "width", "pool"),
+    # ResNet stem: 3x3 conv + batch norm + ReLU
+    "stem": ("in_channels", "out_channels", "height", "width"),
+    "basic_block": ("in_channels", "planes", "stride", "height", "width"),
+    "bottleneck_block": ("in_channels", "planes", "stride", "height", "width"),
+    # global pooling to 1x1 ('max' or 'avg')
+    "global_pool": ("channels", "height", "width", "pool"),
+}
+
+
+def config_layers(family: str, config: Mapping[str, object], input_shape: Sequence[int],
+                  n_classes: int) -> list[Layer]:
+    """The layers of ``models.build_model(family, config, ...)`` in forward order.
+
+    ``input_shape`` is the original dataset's example shape, as in
+    :func:`estimate_complexity` (whose counts are the sums over these layers). Reshapes
+    (``flatten``) are not layers.
+    """
+    check_family(family)
+    integer(n_classes, "n_classes", 1)
+    shape = model_input_shape(family, config, input_shape)
+    return _LAYERS[family](config, shape, n_classes)
+
+
+def _ffnn(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> list[Layer]:
     num_layers = config_integer(config, "num_layers")
     hidden = [config_integer(config, f"neurons_{i}") for i in range(1, num_layers + 1)]
     return _mlp(shape[0], hidden, n_classes)
 
 
-def _lenet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+def _lenet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> list[Layer]:
     """Two 'same'-padded conv + ReLU + 2x2 floor-pooling stages, then an MLP."""
     channels, height, width = shape
     kernel = config_integer(config, "kernel_size")
     padding = kernel // 2
-    params = flops = 0
-    for key in ("conv1_filters", "conv2_filters"):
+    layers = []
+    for key, pool_key in (("conv1_filters", "pool1"), ("conv2_filters", "pool2")):
         filters = config_integer(config, key)
-        height = height + 2 * padding - kernel + 1
-        width = width + 2 * padding - kernel + 1
-        params += filters * channels * kernel * kernel + filters
-        flops += 2 * height * width * filters * channels * kernel * kernel
-        channels, height, width = filters, height // 2, width // 2
+        out_height = height + 2 * padding - kernel + 1
+        out_width = width + 2 * padding - kernel + 1
+        layers.append(Layer(
+            "conv_stage", (channels, filters, kernel, height, width, config.get(pool_key)),
+            filters * channels * kernel * kernel + filters,
+            2 * out_height * out_width * filters * channels * kernel * kernel))
+        channels, height, width = filters, out_height // 2, out_width // 2
         if height < 1 or width < 1:
             raise ValueError(
                 f"image of shape {shape} is too small for kernel_size {kernel}: "
                 f"the {key} stage leaves no pixels"
             )
-    classifier = _mlp(channels * height * width,
-                      [config_integer(config, key) for key in ("fc1", "fc2", "fc3")], n_classes)
-    return Complexity(params + classifier.params, flops + classifier.flops)
+    return layers + _mlp(channels * height * width,
+                         [config_integer(config, key) for key in ("fc1", "fc2", "fc3")],
+                         n_classes)
 
 
-def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> Complexity:
+def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int) -> list[Layer]:
     """CIFAR-style ResNet: 3x3 stem, four stages (basic or bottleneck blocks), pooled FC head."""
     channels, height, width = shape
     stem = config_integer(config, "conv1_filters")
-    params = 9 * channels * stem + 2 * stem
-    flops = 2 * height * width * stem * 9 * channels
+    layers = [Layer("stem", (channels, stem, height, width), 9 * channels * stem + 2 * stem,
+                    2 * height * width * stem * 9 * channels)]
     channels = stem
     blocks = [config_integer(config, f"blocks_{i}") for i in range(1, 5)]
     planes = [config_integer(config, f"conv{i}_filters") for i in range(2, 6)]
@@ -183,17 +237,17 @@ def _resnet(config: Mapping[str, object], shape: tuple[int, ...], n_classes: int
     for stage_planes, count, stage_stride in zip(planes, blocks, _STAGE_STRIDES):
         for index in range(count):
             stride = stage_stride if index == 0 else 1
-            cost, channels = block(channels, stage_planes, stride, height, width)
+            layer, out_channels = block(channels, stage_planes, stride, height, width)
+            layers.append(layer)
+            channels = out_channels
             height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
-            params += cost.params
-            flops += cost.flops
+    layers.append(Layer("global_pool", (channels, height, width, config.get("pooling"))))
     hidden = [planes[-1]] if config_integer(config, "fc_layers") == 2 else []
-    head = _mlp(channels, hidden, n_classes)
-    return Complexity(params + head.params, flops + head.flops)
+    return layers + _mlp(channels, hidden, n_classes)
 
 
 def _basic_block(in_channels: int, planes: int, stride: int, height: int,
-                 width: int) -> tuple[Complexity, int]:
+                 width: int) -> tuple[Layer, int]:
     """Two 3x3 conv + BN, projection shortcut when the shape changes; returns out channels."""
     out_pixels = ((height - 1) // stride + 1) * ((width - 1) // stride + 1)
     params = 9 * in_channels * planes + 9 * planes * planes + 4 * planes
@@ -201,11 +255,12 @@ def _basic_block(in_channels: int, planes: int, stride: int, height: int,
     if stride != 1 or in_channels != planes:
         params += in_channels * planes + 2 * planes
         flops += 2 * out_pixels * planes * in_channels
-    return Complexity(params, flops), planes
+    return (Layer("basic_block", (in_channels, planes, stride, height, width), params, flops),
+            planes)
 
 
 def _bottleneck_block(in_channels: int, planes: int, stride: int, height: int,
-                      width: int) -> tuple[Complexity, int]:
+                      width: int) -> tuple[Layer, int]:
     """1x1 reduce, 3x3 with the stride, 1x1 expand (each + BN), projection when needed."""
     out_channels = _BOTTLENECK_EXPANSION * planes
     out_pixels = ((height - 1) // stride + 1) * ((width - 1) // stride + 1)
@@ -216,13 +271,20 @@ def _bottleneck_block(in_channels: int, planes: int, stride: int, height: int,
     if stride != 1 or in_channels != out_channels:
         params += in_channels * out_channels + 2 * out_channels
         flops += 2 * out_pixels * out_channels * in_channels
-    return Complexity(params, flops), out_channels
+    return (Layer("bottleneck_block", (in_channels, planes, stride, height, width), params,
+                  flops), out_channels)
 
 
-def _mlp(in_features: int, hidden: Sequence[int], n_classes: int) -> Complexity:
-    widths = [in_features, *hidden, n_classes]
-    pairs = list(zip(widths[:-1], widths[1:]))
-    return Complexity(sum(a * b + b for a, b in pairs), sum(2 * a * b for a, b in pairs))
+def _mlp(in_features: int, hidden: Sequence[int], n_classes: int) -> list[Layer]:
+    """``Linear + ReLU`` per hidden width, then the output ``Linear`` (models.build_ffnn)."""
+    layers = []
+    for size in hidden:
+        layers += [Layer("linear", (in_features, size), in_features * size + size,
+                         2 * in_features * size),
+                   Layer("relu", (size,))]
+        in_features = size
+    return layers + [Layer("linear", (in_features, n_classes),
+                           in_features * n_classes + n_classes, 2 * in_features * n_classes)]
 
 
-_ESTIMATORS = {"ffnn": _ffnn, "lenet": _lenet, "resnet": _resnet}
+_LAYERS = {"ffnn": _ffnn, "lenet": _lenet, "resnet": _resnet}

@@ -20,6 +20,7 @@ CORE_MODULES = [
     "steerage_ray.models",
     "steerage_ray.training",
     "steerage_ray.complexity_estimate",
+    "steerage_ray.latency",
     "steerage_ray.predictor",
     "steerage_ray.evolution",
     "steerage_ray.strategies",

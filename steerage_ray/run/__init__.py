@@ -7,7 +7,8 @@ into an experiment directory that an interrupted run resumes from.
 - ``progress``: the lines a person watching sees (``TrialProgress``, a Tune callback);
 - ``baseline``, ``phases``: what each phase runs and writes;
 - ``commands``: the ``steerage`` subcommands (search, resume, local-search, report);
-- ``export``: ``steerage export``, choosing the model an export writes.
+- ``export``: ``steerage export``, choosing the model an export writes;
+- ``latency``: ``steerage profile-latency``, a latency table for the experiment's space.
 """
 
 from steerage_ray.run.commands import (

@@ -13,6 +13,7 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
     local_search/          pareto.csv, history.csv, failures.json, models.pt
     summary.csv, summary.md, plots/*.png
     export/                models written by `steerage export`
+    latency-<family>-<device>-b<batch>.json   `steerage profile-latency`'s lookup table
 
 Every file is written whole or not at all (``storage.atomic_write``): a full disk or an
 interrupt leaves the previous copy, and ``progress.json`` marks a phase done only after
