@@ -198,6 +198,19 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stdout`` is when a line is logged (``main``
+    may run many times in one process, e.g. in tests that capture the output)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _shape(text: str | None) -> tuple[int, ...] | None:
     """``"1,28,28"`` -> ``(1, 28, 28)``."""
     if text is None:
