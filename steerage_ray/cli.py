@@ -163,19 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--family", choices=("ffnn", "lenet", "resnet"),
                          help="model family (default: the experiment's)")
     profile.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    profile.add_argument("--batch-size", type=POSITIVE, default=1,
+    profile.add_argument("--batch-size", type=int, default=1,
                          help="examples per timed forward pass (default: 1)")
     profile.add_argument("--experiment", "-e",
                          help="experiment directory, bundled experiment name or YAML "
                               "file: its space and data shape, and where the table goes")
     profile.add_argument("--output", "-o", type=Path,
                          help="directory for the table (default: the experiment's)")
-    profile.add_argument("--threads", type=POSITIVE, help="torch threads while timing "
+    profile.add_argument("--threads", type=int, help="torch threads while timing "
                                                      "(default: torch's)")
     profile.add_argument("--input-shape", help="example shape without an experiment, e.g. "
                                                "40 or 1,28,28 (default: 40 / 1,28,28 / "
                                                "3,32,32)")
-    profile.add_argument("--n-classes", type=POSITIVE, help="classes (default: 10 or the "
+    profile.add_argument("--n-classes", type=int, help="classes (default: 10 or the "
                                                        "experiment's)")
     return parser
 

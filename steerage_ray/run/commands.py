@@ -116,6 +116,7 @@ def rebuild_report(directory: str | Path, select_tolerance: float | None = None)
     """Rebuild summary and plots of an experiment directory; return the summary text.
     ``select_tolerance`` (points) is stored in the experiment first (exports follow it)."""
     run_dir = ExperimentDir(directory)
+    run_dir.experiment()  # an experiment directory, else one line naming experiment.yaml
     set_select_tolerance(run_dir, select_tolerance)
     if not run_dir.file("trials.csv").is_file():
         raise ValueError(f"{run_dir.path}: no trials.csv yet; global search has not "
