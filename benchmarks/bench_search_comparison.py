@@ -5,9 +5,8 @@ the dataset, ``ffnn_space(n_features)``) with the same trainable
 (``make_trainable``), the same epochs, the same trial seed, 1 CPU per trial and
 ``max_concurrent_trials=2``, on digits and MNIST-1D, for several seeds:
 
-- ``steerage``: ``global_search`` (SteerageSearcher, default pool/predictor/EES
-  settings, round sizes scaled to the budget; the final EES round trains as many epochs
-  as every other trial);
+- ``steerage``: ``global_search`` (SteerageSearcher, its default algorithm and
+  settings; the final pick trains as many epochs as every other trial);
 - ``random``: Tune's ``BasicVariantGenerator(random_state=seed)`` over ``to_tune(space)``;
 - ``optuna_tpe``: ``OptunaSearch`` with ``optuna.samplers.TPESampler(seed=seed)``, its
   defaults otherwise (10 random startup trials).
@@ -15,17 +14,27 @@ the dataset, ``ffnn_space(n_features)``) with the same trainable
 No method is tuned: each runs with its library defaults. Per run we record the best
 validation accuracy among the trained architectures and the test accuracy of that
 best-by-validation architecture (ties go to the first trained), and for Steerage also
-the final EES winner's validation and test accuracy. Baselines see Tune's flat space
+the final pick's (the search's winner) validation and test accuracy. Baselines see Tune's flat space
 (conditional widths are sampled always and ignored by the model builder when inactive);
 Steerage sees the conditional space natively. Accuracies are of the float model:
 ``quant_bits`` only affects ``quant_test_acc``, so it is a neutral dimension here.
+
+Wall time and worker idle time per run: a trial occupies its slot from its first
+report's timestamp minus the seconds the trainable had run (``time_total_s``) to its
+last report's timestamp, so
+
+    idle = 1 - sum(trial seconds) / (max_concurrent_trials x (last end - first start))
+
+is the share of slot-seconds in which a slot held no training: searcher and Tune
+overhead between trials, actor resets, and any slot left empty by a searcher that waits
+for a round to finish.
 
 Prints per-run and aggregated tables, stores the per-run rows in
 benchmarks/data/search_comparison_runs.csv and writes the "SteerageSearcher vs random
 search vs Optuna TPE" section of benchmarks/RESULTS.md (other sections are kept).
 
-    python benchmarks/bench_search_comparison.py [--budget 40] [--seeds 0 1 2]
-        [--datasets digits mnist1d] [--epochs 8 15] [--no-write]
+    python benchmarks/bench_search_comparison.py [--budget 60] [--seeds 0 1 2 3 4]
+        [--datasets mnist1d] [--epochs 15] [--no-write]
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ from steerage_ray.data import Dataset, load_dataset
 from steerage_ray.global_search import global_search
 from steerage_ray.searchers.tune_space import to_tune
 from steerage_ray.space import SearchSpace, ffnn_space
-from steerage_ray.strategies.plan import SearchPlan
+from steerage_ray.strategies.plan import resolve_plan
 from steerage_ray.trainables import METRIC, MODE, make_trainable
 
 from _results import RESULTS, cpu_model, markdown_table, ram_gib, today, write_section
@@ -93,7 +102,7 @@ def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int
 
 def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
     """One row per trial, in creation order: architecture keys (None when inactive),
-    the reported scores, ``diverged`` and the trial's wall seconds."""
+    the reported scores, ``diverged``, the trial's seconds and its end (unix time)."""
     rows = []
     for result in grid:
         architecture = space.decode_codes(space.encode(
@@ -102,7 +111,7 @@ def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
         rows.append({**{name: architecture[name] for name in space.names},
                      **{score: metrics[score] for score in TRIAL_SCORES},
                      "diverged": bool(metrics.get("diverged", False)),
-                     "seconds": metrics["time_total_s"]})
+                     "seconds": metrics["time_total_s"], "end": metrics["timestamp"]})
     return pd.DataFrame(rows)
 
 
@@ -156,6 +165,8 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
     wall = time.perf_counter() - began
     if len(trials) != budget:
         raise RuntimeError(f"{searcher} trained {len(trials)} architectures, not {budget}")
+    span = trials["end"].max() - (trials["end"] - trials["seconds"]).min()
+    idle = 1 - trials["seconds"].sum() / (MAX_CONCURRENT_TRIALS * span)
     best = trials.loc[trials["val_acc"].idxmax()]  # idxmax: first trained among ties
     distinct = len(trials[list(space.names)].drop_duplicates())  # inactive -> NaN
     return {"dataset": dataset.name, "searcher": searcher, "seed": seed, "budget": budget,
@@ -165,13 +176,14 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
             "final_test_acc": final.get("final_test_acc", math.nan),
             "mean_val_acc": trials["val_acc"].mean(), "distinct": distinct,
             "diverged": int(trials["diverged"].sum()),
-            "train_seconds": trials["seconds"].sum(), "wall_seconds": wall}
+            "train_seconds": trials["seconds"].sum(), "wall_seconds": wall,
+            "idle_fraction": idle}
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, searcher)."""
     scores = ["best_val_acc", "test_acc_of_best", "final_val_acc", "final_test_acc",
-              "mean_val_acc", "distinct", "wall_seconds"]
+              "mean_val_acc", "distinct", "wall_seconds", "idle_fraction"]
     grouped = runs.groupby(["dataset", "searcher"], sort=False)[scores]
     table = grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
     table["seeds"] = grouped.size().to_numpy()
@@ -191,12 +203,12 @@ def summary_table(table: pd.DataFrame) -> str:
              mean_std(row, "best_val_acc"), mean_std(row, "test_acc_of_best"),
              mean_std(row, "final_val_acc"), mean_std(row, "final_test_acc"),
              mean_std(row, "mean_val_acc"), mean_std(row, "distinct", 1.0, 1),
-             mean_std(row, "wall_seconds", 1.0, 0)]
+             mean_std(row, "wall_seconds", 1.0, 0), mean_std(row, "idle_fraction", 100.0, 1)]
             for _, row in table.iterrows()]
     return markdown_table(["dataset", "searcher", "seeds", "best val acc %",
-                           "test acc % of best-by-val", "EES winner val %",
-                           "EES winner test %", "mean val acc % of all trials",
-                           "distinct architectures", "wall s per run"], rows)
+                           "test acc % of best-by-val", "final pick val %",
+                           "final pick test %", "mean val acc % of all trials",
+                           "distinct architectures", "wall s per run", "idle %"], rows)
 
 
 def runs_table(runs: pd.DataFrame) -> str:
@@ -206,15 +218,16 @@ def runs_table(runs: pd.DataFrame) -> str:
     rows = [[row["dataset"], row["searcher"], str(row["seed"]), percent(row["best_val_acc"]),
              percent(row["test_acc_of_best"]), percent(row["final_val_acc"]),
              percent(row["final_test_acc"]), str(row["distinct"]), str(row["diverged"]),
-             f"{row['wall_seconds']:.0f}"] for _, row in runs.iterrows()]
+             f"{row['wall_seconds']:.0f}", f"{100 * row['idle_fraction']:.1f}"]
+            for _, row in runs.iterrows()]
     return markdown_table(["dataset", "searcher", "seed", "best val %", "test % of best",
-                           "EES winner val %", "EES winner test %", "distinct", "diverged",
-                           "wall s"], rows)
+                           "final pick val %", "final pick test %", "distinct", "diverged",
+                           "wall s", "idle %"], rows)
 
 
 def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
                   seeds: list[int]) -> str:
-    plan = SearchPlan.resolve(budget=budget)
+    plan = resolve_plan("steerage", budget)
     sizes = ", ".join(
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} "
         f"train/val/test, {data.n_features} features, {n} epochs per trial "
@@ -225,8 +238,8 @@ def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
             f"weight initialisation and batch order); {sizes}. Training: the trainable's "
             f"defaults for these datasets (Adam, lr 0.01, weight decay 1e-3, batch 128; "
             f"the reported val_acc is the best epoch's, and test_acc is measured on that "
-            f"epoch's weights). Steerage's plan for budget {budget}: {plan.describe()} "
-            f"(Sobol pool 2048, predictor 500 trees, EES 100 x 200: the library defaults). "
+            f"epoch's weights). Steerage (default algorithm) for budget {budget}: {plan.describe()} "
+            f"(the library defaults). "
             f"Optuna TPE: {optuna.__version__}, 10 random startup trials (its default). "
             f"All searchers: 1 CPU per trial, max_concurrent_trials="
             f"{MAX_CONCURRENT_TRIALS}, actors reused. Mean ± sample std over seeds; "
@@ -242,9 +255,9 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=40, help="architectures per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_EPOCHS))
+    parser.add_argument("--budget", type=int, default=60, help="architectures per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--datasets", nargs="+", default=["mnist1d"])
     parser.add_argument("--epochs", type=int, nargs="+",
                         help="epochs per trial, one per dataset (default: digits 8, "
                              "mnist1d 15)")
@@ -267,16 +280,16 @@ def main() -> None:
                 print(f"{dataset.name} seed {seed} {searcher:10s}: best val "
                       f"{row['best_val_acc']:.4f} (test {row['test_acc_of_best']:.4f})"
                       + ("" if math.isnan(row["final_val_acc"]) else
-                         f", EES winner val {row['final_val_acc']:.4f} test "
+                         f", final pick val {row['final_val_acc']:.4f} test "
                          f"{row['final_test_acc']:.4f}")
-                      + f", {row['distinct']} distinct, {row['wall_seconds']:.0f} s",
+                      + f", {row['distinct']} distinct, {row['wall_seconds']:.0f} s, "
+                        f"idle {100 * row['idle_fraction']:.1f} %",
                       flush=True)
     ray.shutdown()
     total = time.perf_counter() - began
     runs = pd.DataFrame(runs)
-    defaults = (args.budget == 40 and args.seeds == [0, 1, 2]
-                and args.datasets == list(DEFAULT_EPOCHS)
-                and epochs == list(DEFAULT_EPOCHS.values()))
+    defaults = (args.budget == 60 and args.seeds == [0, 1, 2, 3, 4]
+                and args.datasets == ["mnist1d"] and epochs == [DEFAULT_EPOCHS["mnist1d"]])
     command = "python benchmarks/bench_search_comparison.py" + ("" if defaults else (
         f" --budget {args.budget} --seeds {' '.join(map(str, args.seeds))} --datasets "
         f"{' '.join(args.datasets)} --epochs {' '.join(map(str, epochs))}"))

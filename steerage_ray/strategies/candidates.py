@@ -8,9 +8,10 @@ what the others miss:
   by the model's mean), which is where most improvements are found late in a search;
 * **global**: uniform random architectures and members of the seeded Sobol pool, so
   regions the search never visited can still win;
-* **evolved**: the final population of an EES run (the paper's Algorithm 2) over the
-  acquisition's mean-plus-spread, seeded with the best local candidates: multi-step
-  moves the neighbourhood cannot reach in one step.
+* **evolved**: the final population of an EES run (the paper's Algorithm 2) over one
+  ensemble member drawn at random (a Thompson sample), seeded with that member's best
+  candidates and the best architectures observed: multi-step moves the neighbourhood
+  cannot reach in one step.
 
 Every candidate carries one prediction per ensemble member (``predictions``, shape
 ``(n_members, n_candidates)``); members refitted on new data re-predict the whole set,

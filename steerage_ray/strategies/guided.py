@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, rankdata, yeojohnson
+from scipy.stats import norm, rankdata
 
 from steerage_ray.evolution import evolutionary_search
 from steerage_ray.space import SearchSpace
@@ -46,7 +46,7 @@ from steerage_ray.strategies.candidates import CandidateSet
 from steerage_ray.strategies.history import (DONE, FINAL, GIVEN, INITIAL, WARM_START, History,
                                              Proposal, round_scores, score_row)
 from steerage_ray.strategies.plan import GuidedPlan
-from steerage_ray.strategies.surrogate import BoostedEnsemble, expected_improvement
+from steerage_ray.strategies.surrogate import BoostedEnsemble
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,7 @@ class GuidedStrategy:
                  top_k: int = 4, ees_population: int = 32, ees_generations: int = 10,
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
-                 target_transform: str = "rank", acquisition: str = "thompson",
-                 kappa: float = 1.0, keep_top: float = 0.0,
                  enumerate_up_to: int = 8) -> None:
-        self.target_transform = target_transform
-        self.acquisition, self.kappa = acquisition, kappa
         self.space, self.plan, self.seed = space, plan, seed
         self.pool = space.encode_many(space.sobol(2048, seed)) if pool is None else pool
         self.constraint = constraint
@@ -81,8 +77,7 @@ class GuidedStrategy:
         self.features = FeatureMap(space)
         self.neighbourhood = Neighbourhood(space, enumerate_up_to=enumerate_up_to)
         self.model = BoostedEnsemble(n_members=n_members, n_estimators=n_estimators,
-                                     learning_rate=learning_rate, seed=seed,
-                                     keep_top=keep_top)
+                                     learning_rate=learning_rate, seed=seed)
         self.candidates = CandidateSet(space.n_dims, n_members)
         self._rng = np.random.default_rng([seed, 7])
         self._fitted_on = self._fitted_before = 0
@@ -155,14 +150,8 @@ class GuidedStrategy:
             live = np.ones(len(cands), dtype=bool)
             if not len(cands):
                 return None
-        if exploit or self.acquisition == "mean":
+        if exploit:
             score = cands.predictions.mean(axis=0)
-        elif self.acquisition == "ucb":
-            score = cands.predictions.mean(axis=0) + self.kappa * cands.predictions.std(axis=0)
-        elif self.acquisition == "ei":
-            best = float(np.max(self._calibration[0]))
-            score = expected_improvement(cands.predictions.mean(axis=0),
-                                         cands.predictions.std(axis=0), best)
         else:
             member = self._order[self._draws % len(self._order)]
             self._draws += 1
@@ -182,7 +171,7 @@ class GuidedStrategy:
         labels = np.array([r.label for r in done])
         fidelity = np.array([r.fidelity for r in done], dtype=float)
         X = self.features(codes)
-        targets = _warp(labels, self.target_transform)
+        targets = _normal_scores(labels)
         order = np.argsort(targets, kind="stable")
         self._calibration = (targets[order], labels[order])
         weights = _fidelity_weights(fidelity)
@@ -264,7 +253,6 @@ class GuidedStrategy:
         targets, labels = self._calibration
         return float(np.interp(score, targets, labels))
 
-
     def round_scores(self, history: History) -> pd.DataFrame:
         """Kendall tau of predictions vs labels per block of proposals (the design, the
         guided proposals in quarters, the final phase), with the summed model refit
@@ -290,17 +278,11 @@ class GuidedStrategy:
         return round_scores(rows)
 
 
-def _warp(labels: np.ndarray, how: str) -> np.ndarray:
-    """The regression targets for ``labels`` (higher is better)."""
-    if how == "rank":  # normal scores of the ranks
-        return norm.ppf((rankdata(labels) - 0.5) / len(labels))
-    if how == "yeo-johnson":
-        z = (labels - labels.mean()) / (labels.std() or 1.0)
-        if np.ptp(z) == 0:
-            return z
-        transformed, _ = yeojohnson(z)
-        return (transformed - transformed.mean()) / (transformed.std() or 1.0)
-    return labels
+def _normal_scores(labels: np.ndarray) -> np.ndarray:
+    """The regression targets: normal scores of the labels' ranks (higher is better).
+    Tried and rejected on the tuning seeds: raw labels and a Yeo-Johnson transform
+    (worse on the FCNet tables, where a few diverged runs dominate the label scale)."""
+    return norm.ppf((rankdata(labels) - 0.5) / len(labels))
 
 
 def _fidelity_weights(fidelity: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from steerage_ray.pareto import non_dominated
-from steerage_ray.strategies.guided import GuidedStrategy, _fidelity_weights, _warp
+from steerage_ray.strategies.guided import GuidedStrategy, _fidelity_weights, _normal_scores
 from steerage_ray.strategies.history import History
 from steerage_ray.strategies.surrogate import BoostedEnsemble
 
@@ -90,7 +90,7 @@ class ParetoStrategy(GuidedStrategy):
             values = np.array([r.values.get(name, np.nan) for r in done])
             finite = np.isfinite(values)
             if finite.sum() >= 3:
-                model.fit(X[finite], _warp(values[finite], "rank"), weights[finite])
+                model.fit(X[finite], _normal_scores(values[finite]), weights[finite])
 
     def _refresh(self, history: History, codes=None, labels=None) -> None:
         """Rebuild the candidates around the Pareto front (not only the best label)."""

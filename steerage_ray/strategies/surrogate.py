@@ -36,9 +36,7 @@ class BoostedEnsemble:
     def __init__(self, n_members: int = 8, n_estimators: int = 60,
                  learning_rate: float = 0.15, max_depth: int = 5, num_leaves: int = 16,
                  colsample: float = 0.8, l2: float = 1.0, margin: float = 0.1,
-                 bounds: tuple[float, float] | None = None, seed: int = 0,
-                 keep_top: float = 0.0) -> None:
-        self.keep_top = keep_top
+                 bounds: tuple[float, float] | None = None, seed: int = 0) -> None:
         self.n_members = n_members
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -86,9 +84,6 @@ class BoostedEnsemble:
         for member in range(self.n_members) if members is None else members:
             rng = np.random.default_rng([self.seed, member, n])
             counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-            if self.keep_top:  # every member sees the best rows at least once
-                top = np.argsort(-y)[: max(1, int(np.ceil(self.keep_top * n)))]
-                counts[top] = np.maximum(counts[top], 1.0)
             counts *= weights
             dataset.set_weight(counts)
             self.standardisation_[member] = (mean, scale)  # each member keeps its own
@@ -118,14 +113,4 @@ class BoostedEnsemble:
         """Ensemble mean and standard deviation for each row of ``X``."""
         members = self.predict_members(X)
         return members.mean(axis=0), members.std(axis=0)
-
-
-def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
-    """EI of maximising, for a normal belief ``N(mean, std^2)`` per candidate."""
-    from scipy.stats import norm
-
-    std = np.maximum(std, 1e-12)
-    z = (mean - best) / std
-    return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
-
 
