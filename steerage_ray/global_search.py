@@ -94,8 +94,9 @@ class SearchInterrupted(KeyboardInterrupt):
 class GlobalSearchResult:
     """What a global search found.
 
-    ``best_config``/``best_result``: the final round's trained EES winner (the best by
-    ``val_acc`` when ``final_count > 1``), as the trainable received it and what it
+    ``best_config``/``best_result``: the final pick (default mode: the architecture the
+    ensemble's mean ranks best; paper mode: the EES winner; the best by ``val_acc`` when
+    ``final_count > 1``), as the trainable received it and what it
     reported (``val_acc``, ``test_acc``, ``quant_test_acc``, ``params``, ``flops``...).
     ``best_observed_config``/``best_observed_result``: the best trial of any phase.
     ``trials``: every trial (``SteerageSearcher.observations``). ``round_scores``: the

@@ -681,7 +681,6 @@ class SteerageSearcher(Searcher):
             self._report_gap = max(self._report_gap, now - last)
         self._last_report[trial_id] = now
 
-    # ------------------------------------------------------------ helpers
     # ------------------------------------------------------------ objectives
     def _check_objectives(self) -> None:
         if self._metric is None or self._mode is None:
