@@ -133,7 +133,8 @@ def peer_searcher(kind: str, space: SearchSpace, seed: int):
         return variant_generator(random_state=seed)
     sampler = (optuna.samplers.NSGAIISampler(seed=seed) if kind == "optuna_nsga2"
                else optuna.samplers.TPESampler(seed=seed))
-    return OptunaSearch(space=to_tune(space), metric=["val_acc", "params"],
+    return OptunaSearch(space=OptunaSearch.convert_search_space(to_tune(space)),
+                        metric=["val_acc", "params"],
                         mode=["max", "min"], sampler=sampler)
 
 
