@@ -107,7 +107,8 @@ def check_latency_table(table: Any, family: str) -> None:
     """A latency objective's table must be one, of the searched family."""
     if table is None:
         raise ValueError("objective latency needs a latency table: run `steerage "
-                         "profile-latency -e <experiment>` first, then give its file "
+                         "profile-latency -e <experiment> -o <output>` first (the "
+                         "search finds the table in its output directory), or give one "
                          "with --latency-table (search.latency_table)")
     if table.family != family:
         raise ValueError(f"search.latency_table holds {table.family} layers but the "

@@ -18,7 +18,8 @@ from steerage_ray.pareto import non_dominated
 
 pytestmark = pytest.mark.slow  # real Ray and real training, end to end
 
-TINY = ["--budget", "8", "--epochs", "1", "--final-epochs", "1", "--ls-iterations", "1"]
+# two epochs: a trial's first result lacks params, which Tune must not insist on
+TINY = ["--budget", "8", "--epochs", "2", "--final-epochs", "1", "--ls-iterations", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,22 @@ def test_export_writes_a_front_member(front_run, tmp_path, capsys):
     front = pd.read_csv(front_run / "pareto_front.csv")
     assert main(["export", str(front_run), "--front", str(len(front))]) == 2
     assert "--front must be a row index" in capsys.readouterr().err
+
+
+def test_a_latency_objective_uses_the_table_profiled_into_the_directory(ray_session,
+                                                                        tmp_path):
+    out = tmp_path / "latency"
+    assert main(["profile-latency", "-e", "digits-ffnn", "-o", str(out),
+                 "--threads", "1"]) == 0
+    assert main(["search", "-e", "digits-ffnn", "--budget", "5", "--epochs", "2",
+                 "--final-epochs", "1", "--no-local-search", "--objectives",
+                 "val_acc:max,latency:min", "-o", str(out)]) == 0
+    experiment = yaml.safe_load((out / "experiment.yaml").read_text())
+    assert experiment["search"]["latency_table"] == str(out / "latency-ffnn-cpu-b1.json")
+    from steerage_ray.latency import estimate_latency, load_table
+
+    table = load_table(out / "latency-ffnn-cpu-b1.json")
+    front = pd.read_csv(out / "pareto_front.csv")
+    configs = torch.load(out / "pareto_front.pt", weights_only=False)["configs"]
+    for config, seconds in zip(configs, front["latency"]):
+        assert estimate_latency(table, "ffnn", config, (64,), 10) == pytest.approx(seconds)

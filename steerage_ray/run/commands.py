@@ -12,6 +12,7 @@ from steerage_ray.checks import integer
 from steerage_ray.cluster import release_held_messages
 from steerage_ray.data import Dataset
 from steerage_ray.experiment import Experiment, parse_experiment
+from steerage_ray.named_objectives import needs_latency
 from steerage_ray.run import front
 from steerage_ray.run.baseline import baseline_model, run_baseline
 from steerage_ray.run.directory import ExperimentDir, require_writable_storage
@@ -47,7 +48,7 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
     run_dir.require_new()  # before any work, not only when the directory is written
     if storage:
         require_writable_storage(storage)
-    experiment = with_absolute_paths(experiment)  # `resume` may run elsewhere
+    experiment = with_absolute_paths(with_latency_table(experiment, run_dir))
     data = load_experiment_data(experiment)
     space = experiment_space(experiment, data)  # a space that does not fit fails before Ray
     check_objectives(experiment, data, space)  # so does a latency objective without table
@@ -59,6 +60,23 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
     if storage:
         run_dir.write_json("storage.json", {"storage": storage})
     return _run_all(resolved, data, run_dir, storage, verbose)
+
+
+def with_latency_table(experiment: Experiment, run_dir: ExperimentDir) -> Experiment:
+    """A latency objective without ``search.latency_table`` takes the table `steerage
+    profile-latency` wrote into the experiment directory, when there is exactly one of
+    the family (recorded in experiment.yaml, so `resume` uses the same table)."""
+    if not needs_latency(experiment.search["objectives"]) \
+            or experiment.search["latency_table"] is not None:
+        return experiment
+    tables = run_dir.latency_tables(experiment.family)
+    if len(tables) > 1:
+        raise ValueError(f"{run_dir.path} holds {len(tables)} {experiment.family} latency "
+                         f"tables ({', '.join(p.name for p in tables)}); choose one with "
+                         f"--latency-table")
+    if not tables:
+        return experiment  # check_objectives says to run profile-latency
+    return experiment.with_overrides(search={"latency_table": str(tables[0])})
 
 
 def resume_experiment(directory: str | Path, *, address: str | None = None,
