@@ -122,6 +122,7 @@ def rerun_local_search(directory: str | Path, *, address: str | None = None,
     Its results change only once the new local search has finished."""
     run_dir = ExperimentDir(directory)
     set_select_tolerance(run_dir, select_tolerance)
+    run_dir.experiment()  # an experiment directory, else one line naming experiment.yaml
     if not run_dir.done("global_search"):
         raise ValueError(f"{run_dir.path}: global search has not finished; run "
                          f"`steerage resume {run_dir.path}` first")
