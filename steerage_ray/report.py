@@ -166,22 +166,40 @@ def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
     return _save(fig, path)
 
 
-def _draw_front(ax, front: pd.DataFrame, start: dict | None) -> list[float]:
-    """The global-search front as a staircase in (params, val_acc); the local-search
+def _draw_front(ax, front: pd.DataFrame, start: dict | None,
+                x: str = "params") -> list[float]:
+    """The global-search front as a staircase in (``x``, val_acc); the local-search
     start ringed. Returns the accuracies drawn."""
-    points = front.sort_values("params")
-    ax.step(points["params"], points["val_acc"], where="post", color="tab:blue",
+    points = front.sort_values(x)
+    ax.step(points[x], points["val_acc"], where="post", color="tab:blue",
             linewidth=1.2, zorder=3)
-    ax.scatter(points["params"], points["val_acc"], s=30, color="tab:blue", zorder=4,
+    ax.scatter(points[x], points["val_acc"], s=30, color="tab:blue", zorder=4,
                label=f"global-search Pareto front ({len(points)} architectures)")
     if start is not None and start.get("index") is not None \
             and start["index"] < len(front):
         member = front.iloc[start["index"]]
-        ax.scatter([member["params"]], [member["val_acc"]], s=220, facecolors="none",
+        ax.scatter([member[x]], [member["val_acc"]], s=220, facecolors="none",
                    edgecolors="tab:purple", linewidths=2, zorder=6,
                    label=f"local-search start ({start['from']}, front row "
                          f"{start['index']})")
     return list(points["val_acc"])
+
+
+def plot_accuracy_vs_objective(trials: pd.DataFrame, front: pd.DataFrame, x: str,
+                               path: Path, start: dict | None = None) -> Path:
+    """The front of a search on another size objective than parameters (``flops``,
+    ``latency``): validation accuracy against ``x`` for every trained architecture,
+    the front drawn (local-search points have no such value and are left out)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(trials[x], trials["val_acc"], s=14, alpha=0.5, color="tab:gray", zorder=2,
+               label="global search (trained architectures)")
+    _draw_front(ax, front, start, x)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (s per forward pass)" if x == "latency" else x)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"Accuracy vs. {x}")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
 
 
 def plot_best_so_far(trials: pd.DataFrame, path: Path) -> Path:
@@ -234,12 +252,19 @@ def write_plots(out_dir: Path, trials: pd.DataFrame, pareto: pd.DataFrame | None
                 baseline: dict | None = None,
                 tolerance: float = DEFAULT_SELECT_TOLERANCE,
                 front: pd.DataFrame | None = None,
-                start: dict | None = None) -> dict[str, Path]:
-    """Write the three PNG plots into ``out_dir/plots`` and return their paths
-    (``front``, ``start``: see :func:`plot_accuracy_vs_params`)."""
+                start: dict | None = None, front_x: str = "params") -> dict[str, Path]:
+    """Write the PNG plots into ``out_dir/plots`` and return their paths (``front``,
+    ``start``: see :func:`plot_accuracy_vs_params`; ``front_x``: the size objective of
+    the front, when it is not ``params`` the front gets ``accuracy_vs_<front_x>.png``)."""
     plots = Path(out_dir) / "plots"
     trials = trials.reset_index(drop=True)
+    extra = {}
+    if front is not None and front_x != "params":
+        extra[f"accuracy_vs_{front_x}"] = plot_accuracy_vs_objective(
+            trials, front, front_x, plots / f"accuracy_vs_{front_x}.png", start)
+        front = None
     return {
+        **extra,
         "accuracy_vs_params": plot_accuracy_vs_params(
             trials, pareto, plots / PLOT_FILES["accuracy_vs_params"], baseline, tolerance,
             front, start),

@@ -200,7 +200,10 @@ def write_report(run_dir: ExperimentDir) -> str:
     if pareto is not None and len(pareto):
         text += "\n" + selection_note(tolerance)
     run_dir.write_text("summary.md", f"# {experiment.name}\n\n```\n{text}\n```\n")
+    sizes = [name for name in named_objectives.names(experiment.search["objectives"])
+             if name != named_objectives.TRAINED]
     write_plots(run_dir.path, trials, pareto, baseline, tolerance,
                 front=front.read_front(run_dir),
-                start=run_dir.read_json(front.START) if pareto is not None else None)
+                start=run_dir.read_json(front.START) if pareto is not None else None,
+                front_x="params" if not sizes or "params" in sizes else sizes[0])
     return text
