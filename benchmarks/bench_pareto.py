@@ -44,24 +44,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-import ray  # noqa: E402
-from ray.tune.search.optuna import OptunaSearch  # noqa: E402
-from scipy.stats import mannwhitneyu  # noqa: E402
-
-from steerage_ray.complexity_estimate import ArchitectureCosts  # noqa: E402
-from steerage_ray.data import Dataset, load_dataset  # noqa: E402
-from steerage_ray.global_search import global_search  # noqa: E402
-from steerage_ray.pareto import non_dominated  # noqa: E402
-from steerage_ray.searchers.tune_space import to_tune  # noqa: E402
-from steerage_ray.space import SearchSpace, ffnn_space  # noqa: E402
-from steerage_ray.strategies.plan import resolve_plan  # noqa: E402
-
-from _results import RESULTS, markdown_table, today, write_section  # noqa: E402
-from bench_search_comparison import (  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pandas as pd
+import ray
+from _results import RESULTS, markdown_table, today, write_section
+from bench_search_comparison import (
     MAX_CONCURRENT_TRIALS,
     machine,
     run_trials,
@@ -70,6 +59,16 @@ from bench_search_comparison import (  # noqa: E402
     trial_frame,
     variant_generator,
 )
+from ray.tune.search.optuna import OptunaSearch
+from scipy.stats import mannwhitneyu
+
+from steerage_ray.complexity_estimate import ArchitectureCosts
+from steerage_ray.data import Dataset, load_dataset
+from steerage_ray.global_search import global_search
+from steerage_ray.pareto import non_dominated
+from steerage_ray.searchers.tune_space import to_tune
+from steerage_ray.space import SearchSpace, ffnn_space
+from steerage_ray.strategies.plan import resolve_plan
 
 SECTION = "## Multi-objective search (Pareto front)"
 DATA = Path(__file__).with_name("data")
@@ -312,12 +311,12 @@ def main() -> None:
     plot = DATA / f"pareto_fronts_seed{args.seeds[0]}.png"
     section = "\n".join([
         SECTION, "",
-        f"`{command}` on {today()}, {total / 60:.1f} min wall in total. Machine: "
-        f"{machine()}.", "",
+        (f"`{command}` on {today()}, {total / 60:.1f} min wall in total. Machine: "
+         f"{machine()}."), "",
         settings_text(dataset, args.budgets, args.epochs, args.seeds, reference, largest),
         "", summary_table(aggregate(runs)), "",
-        f"Fronts of seed {args.seeds[0]} after {max(args.budgets)} trained: "
-        f"`benchmarks/data/{plot.name}`.", "",
+        (f"Fronts of seed {args.seeds[0]} after {max(args.budgets)} trained: "
+         f"`benchmarks/data/{plot.name}`."), "",
         "Every run:", "", runs_table(runs), ""])
     print("\n" + section)
     if not args.no_write:

@@ -290,6 +290,8 @@ CLI_CASES = [
      "local"),
     ("export-front-without-front", lambda t: ["export", _finished(t), "--front", "0"],
      "pareto_front.csv"),
+    ("export-front-and-which", lambda t: ["export", _finished(t), "--front", "0",
+                                          "--which", "smallest"], "not both"),
     ("export-front-negative", lambda t: ["export", _finished(t), "--front", "-1"],
      "--front"),
     ("ls-from-one-objective", lambda t: ["local-search", _finished(t), "--ls-from", "knee"],

@@ -11,8 +11,12 @@ import pytest
 
 from steerage_ray.complexity_estimate import ArchitectureCosts
 from steerage_ray.experiment import ExperimentError, parse_experiment
-from steerage_ray.named_objectives import (ObjectiveCosts, metric_mode, parse_objectives,
-                                           several)
+from steerage_ray.named_objectives import (
+    ObjectiveCosts,
+    metric_mode,
+    parse_objectives,
+    several,
+)
 from steerage_ray.pareto import front_member, knee
 from steerage_ray.space import ffnn_space
 

@@ -36,6 +36,9 @@ def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
     trained here: a member whose weights were not kept is refused."""
     if fmt not in FILE_FORMATS:
         raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
+    if front is not None and which != "best":
+        raise ValueError(f"give --front (a global-search front row) or --which (a "
+                         f"local-search model), not both; got --which {which}")
     run_dir = ExperimentDir(directory)
     experiment = run_dir.experiment()
     if front is not None:
