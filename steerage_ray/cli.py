@@ -89,6 +89,15 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--epochs", type=POSITIVE, help="epochs per searched architecture")
     knobs.add_argument("--final-epochs", type=POSITIVE,
                        help="epochs for the final training of the winner")
+    knobs.add_argument("--objectives", metavar="NAME:MODE,...",
+                       help="what to optimise: val_acc:max (default) or a Pareto front, "
+                            "e.g. val_acc:max,params:min[,flops:min][,latency:min]; "
+                            "params/flops are computed exactly, latency from "
+                            "--latency-table")
+    knobs.add_argument("--latency-table", metavar="FILE",
+                       help="latency table for a latency objective (written by "
+                            "`steerage profile-latency`)")
+    _ls_from_argument(knobs)
     knobs.add_argument("--ls-iterations", type=POSITIVE, help="local-search iterations")
     _select_tolerance_argument(knobs)
     knobs.add_argument("--no-local-search", action="store_true",
@@ -111,6 +120,19 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=NON_NEGATIVE)
     parser.add_argument("--verbose", "-v", action="count", default=0,
                         help="show Ray Tune's own progress tables (-v) and results (-vv)")
+
+
+def _front_row(text: str) -> str | int:
+    """``--ls-from``: a pick name, or a row index as an integer."""
+    return int(text) if text.isdigit() else text
+
+
+def _ls_from_argument(parser) -> None:
+    parser.add_argument("--ls-from", type=_front_row, metavar="knee|most-accurate|"
+                                                               "smallest|INDEX",
+                        help="with several objectives: the global-search front member "
+                             "local search starts from (default knee: nearest the best "
+                             "of every objective), or a row of pareto_front.csv")
 
 
 def _select_tolerance_argument(parser) -> None:
@@ -141,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--address")
     local.add_argument("--schemes", help="comma-separated, e.g. A,B,C or C,nest")
     local.add_argument("--iterations", type=POSITIVE)
+    _ls_from_argument(local)
     _select_tolerance_argument(local)
 
     report = commands.add_parser("report", help="rebuild and print an experiment's report")
@@ -155,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'best' or 'most_accurate', 'compact' (the two GS+LS rows "
                              "of the summary), 'smallest', 'global' (the global-search "
                              "winner) or a Pareto row index")
+    export.add_argument("--front", type=NON_NEGATIVE, metavar="INDEX",
+                        help="export row INDEX of the global-search Pareto front "
+                             "(pareto_front.csv) instead, with its trained weights")
     export.add_argument("--out", type=Path, help="output file")
 
     profile = commands.add_parser(
@@ -183,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict:
     return {
         "search": {"algorithm": args.algorithm, "count": args.count,
+                   "objectives": args.objectives, "latency_table": args.latency_table,
                    "iter_count": args.iter_count,
                    "iterations": args.iterations, "budget": args.budget,
                    "ees_population": args.ees_population,
@@ -194,6 +221,7 @@ def _overrides(args: argparse.Namespace) -> dict:
                       "max_failures": args.max_failures},
         "local_search": {"iterations": args.ls_iterations,
                          "select_tolerance": args.select_tolerance,
+                         "start": args.ls_from,
                          "enabled": False if args.no_local_search else None},
     }
 
@@ -248,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported late so `steerage --help` answers instantly.
     from steerage_ray import run
     from steerage_ray.experiment import load_experiment
+    from steerage_ray.named_objectives import parse_objectives
     from steerage_ray.storage import storage_full
     from steerage_ray.strategies.plan import GUIDED_ONLY, PAPER_ONLY
 
@@ -264,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.budget is not None:  # rounds not fixed on the command line scale to it
                 experiment = experiment.with_overrides(
                     search={"budget": args.budget}, unset=("iter_count", "iterations"))
+            if args.objectives is not None:  # named as the flag, before Ray starts
+                args.objectives = list(parse_objectives(args.objectives, "--objectives"))
             experiment = experiment.with_overrides(**_overrides(args))
             experiment = run.with_dataset_path(experiment, args.dataset_path,
                                                args.label_column)
@@ -278,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
             schemes = args.schemes.split(",") if args.schemes else None
             run.rerun_local_search(args.directory, address=args.address,
                                    schemes=schemes, iterations=args.iterations,
-                                   select_tolerance=args.select_tolerance)
+                                   select_tolerance=args.select_tolerance,
+                                   start=args.ls_from)
         elif args.command == "report":
             print(run.rebuild_report(args.directory, select_tolerance=args.select_tolerance))
         elif args.command == "export":
             path = run.export_experiment_model(args.directory, fmt=args.format,
-                                               which=args.which, out=args.out)
+                                               which=args.which, out=args.out,
+                                               front=args.front)
             print(f"wrote {path}")
         elif args.command == "profile-latency":
             from steerage_ray.run.latency import profile_experiment_latency, summary_line

@@ -52,6 +52,11 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "mutation_prob": (_NUMBER, None),
         "max_params": ((int,), None),
         "max_flops": ((int,), None),
+        # What to optimise (named_objectives): ["val_acc:max"] is the single-objective
+        # search; more names search a Pareto front, e.g. ["val_acc:max", "params:min"].
+        "objectives": ((list, str), ["val_acc:max"]),
+        # A latency table (`steerage profile-latency`) for a latency objective.
+        "latency_table": ((str,), None),
     },
     "resources": {
         "cpus_per_trial": (_NUMBER, 1),
@@ -71,6 +76,9 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         # The compact GS+LS point: the smallest Pareto point whose validation accuracy
         # is within this many points (percentage points) of the most accurate's.
         "select_tolerance": (_NUMBER, 0.5),
+        # With several objectives: the front member local search starts from (knee,
+        # most-accurate, smallest, or a row of pareto_front.csv); None = knee.
+        "start": ((str, int), None),
     },
 }
 # The experiment's own training defaults; every other TrainSettings field left unset
@@ -189,6 +197,7 @@ def parse_experiment(data: Any, source: str = "<dict>") -> Experiment:
                 for name in _SECTIONS}
     sections["training"] = _validate_training(data.get("training"), source)
     _check_search_counts(sections["search"], source)
+    _check_objectives(sections, source)
     _check_local_search(sections["local_search"], family, source)
     return Experiment(
         name=str(data["name"]),
@@ -294,6 +303,35 @@ def _check_search_counts(search: dict, source: str) -> None:
             f"{plan.pool_demand} pool members the rounds train ({plan.initial} random + "
             f"{plan.iterations} x {plan.iter_count} predicted); raise search.count or "
             f"lower search.iter_count / search.budget")
+
+
+def _check_objectives(sections: dict, source: str) -> None:
+    """``search.objectives`` canonical (a list of name:mode), ``search.latency_table``
+    only with a latency objective, ``local_search.start`` only with several."""
+    from steerage_ray import named_objectives
+    from steerage_ray.pareto import FRONT_PICKS
+
+    search = sections["search"]
+    try:
+        search["objectives"] = list(named_objectives.parse_objectives(search["objectives"]))
+    except ValueError as error:
+        raise ExperimentError(f"experiment {source}: {error}") from None
+    if search["latency_table"] is not None and \
+            not named_objectives.needs_latency(search["objectives"]):
+        raise ExperimentError(f"experiment {source}: search.latency_table is used by a "
+                              f"latency objective only; add latency:min to "
+                              f"search.objectives or remove it")
+    start = sections["local_search"]["start"]
+    if start is None:
+        return
+    if not (start in FRONT_PICKS or is_integer(start) and start >= 0):
+        raise ExperimentError(f"experiment {source}: local_search.start (--ls-from) must "
+                              f"be one of {', '.join(FRONT_PICKS)} or a row index of "
+                              f"pareto_front.csv, got {start!r}")
+    if not named_objectives.several(search["objectives"]):
+        raise ExperimentError(f"experiment {source}: local_search.start (--ls-from) picks "
+                              f"a member of the Pareto front; it needs several "
+                              f"search.objectives (--objectives {named_objectives.EXAMPLE})")
 
 
 def _check_local_search(section: dict, family: str, source: str) -> None:

@@ -35,7 +35,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ import pandas as pd
 from ray import tune
 from ray.train.constants import DEFAULT_STORAGE_PATH
 
-from steerage_ray import storage
+from steerage_ray import named_objectives, storage
 from steerage_ray.checks import integer, optional_integer
 from steerage_ray.cluster import (
     check_trial_resources,
@@ -54,6 +54,8 @@ from steerage_ray.cluster import (
 from steerage_ray.data import Dataset, check_space_fits, load_dataset_spec
 from steerage_ray.evolution import EvolutionResult
 from steerage_ray.families import check_family
+from steerage_ray.latency import LatencyTable, load_table
+from steerage_ray.named_objectives import ObjectiveCosts
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
@@ -103,6 +105,12 @@ class GlobalSearchResult:
     predictor's held-out Kendall tau per round and the refit/EES times.
     ``best_state_dict`` / ``best_observed_state_dict``: the trained weights of those two
     (from their last checkpoints; None when checkpoints were turned off).
+    ``pareto_front``: the trained architectures no other beats on every objective
+    (``SteerageSearcher.pareto_front``), best ``val_acc`` first, one column per
+    objective (``val_acc``, ``params``, ...; computed objectives exactly as ``cost_fn``
+    gave them), the trial's other reported values and ``config/<key>`` columns. With one
+    objective it is the best trial (ties included), so it is never empty after a search
+    that trained something: one type for both cases.
     """
 
     best_config: dict | None
@@ -118,6 +126,13 @@ class GlobalSearchResult:
     experiment_path: str
     result_grid: tune.ResultGrid
     searcher: SteerageSearcher
+    pareto_front: pd.DataFrame | None = None
+
+    def trained_weights(self, trial_id: str) -> dict | None:
+        """The weights trial ``trial_id`` reported in its last checkpoint (None when
+        checkpoints were turned off or the trial is unknown)."""
+        by_id = {result.metrics.get("trial_id"): result for result in self.result_grid}
+        return _trained_weights(by_id.get(trial_id))
 
 
 def global_search(
@@ -141,6 +156,8 @@ def global_search(
     verbose: int = 1,
     callbacks: list | None = None,
     checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
+    objectives: Sequence[str] | str | None = None,
+    latency_table: LatencyTable | str | os.PathLike | None = None,
     **searcher_options: Any,
 ) -> GlobalSearchResult:
     """Run STEERAGE's global search (Algorithms 1 and 2) on Ray Tune and return its result.
@@ -170,6 +187,12 @@ def global_search(
         seed: seeds the searcher and every trial.
         scheduler: a Tune scheduler, e.g. ASHA (early-stopped trials are labelled with
             the best ``val_acc`` they reported).
+        objectives: what to optimise, as ``named_objectives`` names them: None or
+            ``["val_acc:max"]`` (one objective, the default search), or e.g.
+            ``["val_acc:max", "params:min"]`` (a Pareto front; ``flops:min`` and
+            ``latency:min`` too). ``params``/``flops`` are computed exactly before
+            training (``ArchitectureCosts``), ``latency`` from ``latency_table`` (a
+            ``LatencyTable`` or its file, from ``steerage profile-latency``).
         searcher_options: ``SteerageSearcher`` arguments (``count``, ``iter_count``,
             ``iterations``, ``final_count``, ``ees_population``, ...).
 
@@ -192,7 +215,8 @@ def global_search(
         final_config["epochs"] = final_epochs
     search_space = _search_space(space, family, data)
     check_space_fits(search_space, family, data)
-    searcher = SteerageSearcher(search_space, METRIC, MODE,
+    metric, mode, cost_fn = _objectives(objectives, latency_table, family, data)
+    searcher = SteerageSearcher(search_space, metric, mode, cost_fn=cost_fn,
                                 budget=budget, seed=seed, final_config=final_config,
                                 **searcher_options)
     trainable = make_trainable(data, cpus_per_trial=cpus_per_trial,
@@ -414,6 +438,28 @@ def _search_space(space: SearchSpace | str | Mapping | None, family: str,
     return get_preset(preset, **sizing.get(preset, {}))
 
 
+def _objectives(objectives: Sequence[str] | str | None,
+                latency_table: LatencyTable | str | os.PathLike | None, family: str,
+                data: Dataset) -> tuple[Any, Any, ObjectiveCosts | None]:
+    """The searcher's ``metric``, ``mode`` and ``cost_fn`` for ``objectives``: the plain
+    ``METRIC``/``MODE`` (and no ``cost_fn``) for one objective, so that case is exactly
+    the single-objective search."""
+    parsed = named_objectives.parse_objectives(
+        named_objectives.DEFAULT if objectives is None else objectives, "objectives")
+    if not named_objectives.several(parsed):
+        if latency_table is not None:
+            raise ValueError("latency_table is used by a latency objective only; add "
+                             "latency:min to objectives or remove latency_table")
+        return METRIC, MODE, None
+    table = None
+    if named_objectives.needs_latency(parsed):
+        table = latency_table if latency_table is None or isinstance(
+            latency_table, LatencyTable) else load_table(latency_table)
+        named_objectives.check_latency_table(table, family)
+    metric, mode = named_objectives.metric_mode(parsed)
+    return metric, mode, ObjectiveCosts(family, data.input_shape, data.n_classes, table)
+
+
 def _training_constants(family: str, seed: int, epochs: int | None,
                         training: Mapping[str, Any] | None, dataset_name: str) -> dict:
     """Constants of every trial's config (Tune merges the searcher's suggestion in),
@@ -458,7 +504,16 @@ def _collect(grid: tune.ResultGrid, searcher: SteerageSearcher) -> GlobalSearchR
         best_state_dict=final and _trained_weights(by_id.get(final["trial_id"])),
         best_observed_state_dict=best and _trained_weights(by_id.get(best["trial_id"])),
         experiment_path=grid.experiment_path,
-        result_grid=grid, searcher=searcher)
+        result_grid=grid, searcher=searcher, pareto_front=_front_table(searcher))
+
+
+def _front_table(searcher: SteerageSearcher) -> pd.DataFrame:
+    """``searcher.pareto_front`` with ``val_acc`` named so in both cases (with one
+    objective the searcher calls the label ``metric``)."""
+    front = searcher.pareto_front.reset_index(drop=True)
+    if METRIC in front:
+        return front.drop(columns="metric", errors="ignore")
+    return front.rename(columns={"metric": METRIC})
 
 
 def _best_trial(searcher: SteerageSearcher, trials: pd.DataFrame,

@@ -75,3 +75,46 @@ def choose(points: pd.DataFrame, which: str,
         raise ValueError(f"tolerance must be a fraction of accuracy in [0, 1], got {tolerance!r}")
     return select_point(points, {"most_accurate": 0.0, "compact": tolerance,
                                  "smallest": 1.0}[which])
+
+
+#: How local search picks its start from a global-search front (``--ls-from``), besides
+#: a row index of ``pareto_front.csv``.
+FRONT_PICKS = ("knee", "most-accurate", "smallest")
+
+
+def knee(front: pd.DataFrame, maximise: list[str], minimise: list[str]) -> int:
+    """Position of the front member nearest the utopia point (best of every objective)
+    in normalised objective space: each objective scaled to [0, 1] over the front,
+    minimised ones (sizes, latency: positive, spanning orders of magnitude) on a log10
+    scale first. Ties go to the earlier row."""
+    columns = [front[name].to_numpy(float) for name in maximise]
+    columns += [-np.log10(np.maximum(front[name].to_numpy(float), 1e-300))
+                for name in minimise]
+    scaled = [(c - c.min()) / (c.max() - c.min()) if c.max() > c.min()
+              else np.ones_like(c) for c in columns]
+    distance = np.sqrt(sum((1.0 - s) ** 2 for s in scaled))
+    return int(np.argmin(distance))
+
+
+def front_member(front: pd.DataFrame, which: str | int, minimise: list[str]) -> int:
+    """Position in ``front`` (rows with ``val_acc`` and the ``minimise`` objectives) of
+    the member ``which`` names: ``knee``, ``most-accurate`` (ties to fewer params),
+    ``smallest`` (fewest ``params``, else the first minimised objective; ties to the more
+    accurate) or a row index."""
+    if front.empty:
+        raise ValueError("the global-search front is empty: no architecture trained")
+    if isinstance(which, int) or (isinstance(which, str) and which.isdigit()):
+        if int(which) >= len(front):
+            raise ValueError(f"--ls-from {which}: the front has rows 0..{len(front) - 1}")
+        return int(which)
+    if which == "knee":
+        return knee(front, ["val_acc"], minimise)
+    size = "params" if "params" in front else minimise[0]
+    order = (["val_acc", size], [False, True]) if which == "most-accurate" else \
+        ([size, "val_acc"], [True, False]) if which == "smallest" else None
+    if order is None:
+        raise ValueError(f"--ls-from must be one of {', '.join(FRONT_PICKS)} or a row "
+                         f"index of pareto_front.csv, got {which!r}")
+    ranked = front.reset_index(drop=True).sort_values(order[0], ascending=order[1],
+                                                      kind="stable")
+    return int(ranked.index[0])

@@ -8,6 +8,7 @@ directory without Ray:
   ``params``, ``flops``, ``predicted`` (the predictor's score before training).
 - ``pareto``: local-search results with ``scheme``, ``val_acc``, ``test_acc``,
   ``params``, ``flops``.
+- ``front``: the global-search Pareto front (several objectives), ``pareto_front.csv``.
 - ``baseline`` / ``winner``: dicts with ``test_acc``, ``params``, ``flops`` (and
   ``val_acc`` when known).
 
@@ -108,14 +109,24 @@ def _human(value) -> str:
 
 def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
                             path: Path, baseline: dict | None = None,
-                            tolerance: float = DEFAULT_SELECT_TOLERANCE) -> Path:
+                            tolerance: float = DEFAULT_SELECT_TOLERANCE,
+                            front: pd.DataFrame | None = None,
+                            start: dict | None = None) -> Path:
     """Fig. 4 style: test (else validation) accuracy against parameters, GS and GS+LS,
     with the baseline and the two GS+LS picks of the summary (most accurate, compact)
-    marked."""
+    marked.
+
+    With a global-search Pareto front (several objectives) the front is drawn as a
+    staircase with the local-search Pareto points and the member local search started
+    from (``start``, ``local_search/start.json``); the axis is then *validation*
+    accuracy, the one the front is non-dominated in (test accuracy would draw a front
+    that zigzags)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    acc = "test_acc" if "test_acc" in trials and trials["test_acc"].notna().any() \
-        else "val_acc"
+    acc = "test_acc" if front is None and "test_acc" in trials \
+        and trials["test_acc"].notna().any() else "val_acc"
     marked = []  # the accuracies the y-axis must show
+    if front is not None and len(front) and "params" in front:
+        marked += _draw_front(ax, front, start)
     if pareto is not None and len(pareto):
         for scheme, points in pareto.groupby("scheme"):
             points = points.sort_values("params")
@@ -151,6 +162,42 @@ def plot_accuracy_vs_params(trials: pd.DataFrame, pareto: pd.DataFrame | None,
     ax.set_xlabel("parameters (non-zero weights)")
     ax.set_ylabel("test accuracy" if acc == "test_acc" else "validation accuracy")
     ax.set_title("Accuracy vs. parameters")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _draw_front(ax, front: pd.DataFrame, start: dict | None,
+                x: str = "params") -> list[float]:
+    """The global-search front as a staircase in (``x``, val_acc); the local-search
+    start ringed. Returns the accuracies drawn."""
+    points = front.sort_values(x)
+    ax.step(points[x], points["val_acc"], where="post", color="tab:blue",
+            linewidth=1.2, zorder=3)
+    ax.scatter(points[x], points["val_acc"], s=30, color="tab:blue", zorder=4,
+               label=f"global-search Pareto front ({len(points)} architectures)")
+    if start is not None and start.get("index") is not None \
+            and start["index"] < len(front):
+        member = front.iloc[start["index"]]
+        ax.scatter([member[x]], [member["val_acc"]], s=220, facecolors="none",
+                   edgecolors="tab:purple", linewidths=2, zorder=6,
+                   label=f"local-search start ({start['from']}, front row "
+                         f"{start['index']})")
+    return list(points["val_acc"])
+
+
+def plot_accuracy_vs_objective(trials: pd.DataFrame, front: pd.DataFrame, x: str,
+                               path: Path, start: dict | None = None) -> Path:
+    """The front of a search on another size objective than parameters (``flops``,
+    ``latency``): validation accuracy against ``x`` for every trained architecture,
+    the front drawn (local-search points have no such value and are left out)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(trials[x], trials["val_acc"], s=14, alpha=0.5, color="tab:gray", zorder=2,
+               label="global search (trained architectures)")
+    _draw_front(ax, front, start, x)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (s per forward pass)" if x == "latency" else x)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"Accuracy vs. {x}")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -203,13 +250,24 @@ def _save(fig, path: Path) -> Path:
 
 def write_plots(out_dir: Path, trials: pd.DataFrame, pareto: pd.DataFrame | None,
                 baseline: dict | None = None,
-                tolerance: float = DEFAULT_SELECT_TOLERANCE) -> dict[str, Path]:
-    """Write the three PNG plots into ``out_dir/plots`` and return their paths."""
+                tolerance: float = DEFAULT_SELECT_TOLERANCE,
+                front: pd.DataFrame | None = None,
+                start: dict | None = None, front_x: str = "params") -> dict[str, Path]:
+    """Write the PNG plots into ``out_dir/plots`` and return their paths (``front``,
+    ``start``: see :func:`plot_accuracy_vs_params`; ``front_x``: the size objective of
+    the front, when it is not ``params`` the front gets ``accuracy_vs_<front_x>.png``)."""
     plots = Path(out_dir) / "plots"
     trials = trials.reset_index(drop=True)
+    extra = {}
+    if front is not None and front_x != "params":
+        extra[f"accuracy_vs_{front_x}"] = plot_accuracy_vs_objective(
+            trials, front, front_x, plots / f"accuracy_vs_{front_x}.png", start)
+        front = None
     return {
+        **extra,
         "accuracy_vs_params": plot_accuracy_vs_params(
-            trials, pareto, plots / PLOT_FILES["accuracy_vs_params"], baseline, tolerance),
+            trials, pareto, plots / PLOT_FILES["accuracy_vs_params"], baseline, tolerance,
+            front, start),
         "best_so_far": plot_best_so_far(trials, plots / PLOT_FILES["best_so_far"]),
         "predicted_vs_measured": plot_predicted_vs_measured(
             trials, plots / PLOT_FILES["predicted_vs_measured"]),

@@ -235,6 +235,31 @@ CLI_CASES = [
      + OUT, "--ls-iterations"),
     ("flag-unknown", lambda t: S + ["--budgett", "3"] + OUT, "--budgett"),
     ("flag-paper-knob", lambda t: S + ["--iter-count", "3"] + OUT, "iter_count"),
+    ("flag-objectives-unknown", lambda t: S + ["--objectives", "val_acc:max,size:min"]
+     + OUT, "--objectives"),
+    ("flag-objectives-order", lambda t: S + ["--objectives", "params:min,val_acc:max"]
+     + OUT, "val_acc:max"),
+    ("flag-objectives-mode", lambda t: S + ["--objectives", "val_acc:max,params:max"]
+     + OUT, "params:min"),
+    ("flag-objectives-twice", lambda t: S + ["--objectives", "val_acc,params,params"]
+     + OUT, "twice"),
+    ("flag-objectives-empty", lambda t: S + ["--objectives", ""] + OUT, "--objectives"),
+    ("flag-latency-no-table", lambda t: S + ["--objectives", "val_acc:max,latency:min"]
+     + OUT, "profile-latency"),
+    ("flag-latency-table-missing", lambda t: S + [
+        "--objectives", "val_acc:max,latency:min", "--latency-table", f"{t}/none.json"]
+     + OUT, "none.json"),
+    ("flag-latency-table-not-a-table", lambda t: S + [
+        "--objectives", "val_acc:max,latency:min", "--latency-table",
+        _file(t, "lt.json", "{}")] + OUT, "latency table"),
+    ("flag-latency-table-unused", lambda t: S + ["--latency-table", "x.json"] + OUT,
+     "latency"),
+    ("flag-ls-from-one-objective", lambda t: S + ["--ls-from", "smallest"] + OUT,
+     "--ls-from"),
+    ("flag-ls-from-unknown", lambda t: S + ["--objectives", "val_acc,params",
+                                            "--ls-from", "middle"] + OUT, "--ls-from"),
+    ("file-objectives", lambda t: S + ["-e", _experiment(t, "o", search={
+        "objectives": ["accuracy"]})] + OUT, "search.objectives"),
     ("no-command", lambda t: [], "command"),
     ("unknown-command", lambda t: ["serach"], "serach"),
     # -------------------------------------------------- where results go
@@ -263,6 +288,14 @@ CLI_CASES = [
     ("export-format", lambda t: ["export", _finished(t), "--format", "pickle"], "--format"),
     ("export-no-local-search", lambda t: ["export", _finished(t, local_search=False)],
      "local"),
+    ("export-front-without-front", lambda t: ["export", _finished(t), "--front", "0"],
+     "pareto_front.csv"),
+    ("export-front-and-which", lambda t: ["export", _finished(t), "--front", "0",
+                                          "--which", "smallest"], "not both"),
+    ("export-front-negative", lambda t: ["export", _finished(t), "--front", "-1"],
+     "--front"),
+    ("ls-from-one-objective", lambda t: ["local-search", _finished(t), "--ls-from", "knee"],
+     "--ls-from"),
 ]
 
 
@@ -376,6 +409,11 @@ API_CASES = [
     ("gs-lenet-tabular", _global_search(family="lenet"), "image dataset"),
     ("gs-checkpoint-seconds", _global_search(checkpoint_seconds=-1), "checkpoint_seconds"),
     ("gs-algorithm", _global_search(algorithm="tpe"), "algorithm"),
+    ("gs-objectives", _global_search(objectives=["params:min"]), "objectives"),
+    ("gs-latency-no-table", _global_search(objectives=["val_acc:max", "latency:min"]),
+     "profile-latency"),
+    ("gs-objectives-paper", _global_search(objectives="val_acc:max,params:min",
+                                           algorithm="paper"), "algorithm"),
     ("gs-address", _global_search(address="127.0.0.1:1"), "address"),
     ("resume-nothing", lambda t: __import__(
         "steerage_ray.global_search", fromlist=["x"]).resume_global_search(

@@ -10,6 +10,7 @@ CORE_MODULES = [
     "steerage_ray.checks",
     "steerage_ray.families",
     "steerage_ray.pareto",
+    "steerage_ray.named_objectives",
     "steerage_ray.storage",
     "steerage_ray.space",
     "steerage_ray.space.nested",

@@ -253,3 +253,24 @@ def test_the_cli_stores_the_select_tolerance_and_exports_the_compact_model(run_d
     assert main(["report", str(run_dir.path), "--select-tolerance", "200"]) == 2
     assert "select_tolerance must be in [0, 100]" in capsys.readouterr().err
     assert run_dir.experiment().local_search["select_tolerance"] == 2.5  # unchanged
+
+
+def test_a_folder_holding_only_latency_tables_is_a_new_experiment_folder(tmp_path):
+    from steerage_ray.run.commands import with_latency_table
+
+    folder = ExperimentDir(tmp_path / "fast")
+    folder.path.mkdir()
+    (folder.path / "latency-ffnn-cpu-b1.json").write_text("{}")
+    folder.require_new()  # profile-latency wrote it for this experiment
+    experiment = parse_experiment({**MINIMAL, "search": {
+        "objectives": ["val_acc:max", "latency:min"]}})
+    found = with_latency_table(experiment, folder)
+    assert found.search["latency_table"] == str(folder.path / "latency-ffnn-cpu-b1.json")
+    assert with_latency_table(parse_experiment(MINIMAL), folder).search[
+        "latency_table"] is None  # no latency objective: the table is not used
+    (folder.path / "latency-ffnn-cuda-b1.json").write_text("{}")
+    with pytest.raises(ValueError, match="choose one with --latency-table"):
+        with_latency_table(experiment, folder)
+    (folder.path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds files"):
+        folder.require_new()

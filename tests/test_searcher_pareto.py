@@ -88,7 +88,9 @@ def test_save_restore_keeps_every_objective(tmp_path):
     original.save(tmp_path / "searcher.pkl")
     restored = SteerageSearcher()
     restored.restore(tmp_path / "searcher.pkl")
-    assert restored.metric == ["val_acc", "params"] and restored.mode == ["max", "min"]
+    # Tune checks every result for ``metric``: only the trained objective, never params
+    assert restored.metric == "val_acc" and restored.mode == "max"
+    assert restored._metric == ["val_acc", "params"] and restored._mode == ["max", "min"]
     rest, running, _ = drive(restored, objective=accuracy, max_in_flight=1,
                              running=running, start=9)
     finish(restored, running, objective=accuracy)

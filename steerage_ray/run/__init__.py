@@ -6,6 +6,8 @@ into an experiment directory that an interrupted run resumes from.
 - ``session``: starting or joining Ray, fitting per-trial resources to the cluster;
 - ``progress``: the lines a person watching sees (``TrialProgress``, a Tune callback);
 - ``baseline``, ``phases``: what each phase runs and writes;
+- ``front``: the global-search Pareto front (several objectives) and local search's
+  start on it;
 - ``commands``: the ``steerage`` subcommands (search, resume, local-search, report);
 - ``export``: ``steerage export``, choosing the model an export writes;
 - ``latency``: ``steerage profile-latency``, a latency table for the experiment's space.

@@ -12,9 +12,12 @@ from steerage_ray.checks import integer
 from steerage_ray.cluster import release_held_messages
 from steerage_ray.data import Dataset
 from steerage_ray.experiment import Experiment, parse_experiment
+from steerage_ray.named_objectives import needs_latency
+from steerage_ray.run import front
 from steerage_ray.run.baseline import baseline_model, run_baseline
 from steerage_ray.run.directory import ExperimentDir, require_writable_storage
 from steerage_ray.run.inputs import (
+    check_objectives,
     experiment_space,
     load_experiment_data,
     with_absolute_paths,
@@ -45,9 +48,10 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
     run_dir.require_new()  # before any work, not only when the directory is written
     if storage:
         require_writable_storage(storage)
-    experiment = with_absolute_paths(experiment)  # `resume` may run elsewhere
+    experiment = with_absolute_paths(with_latency_table(experiment, run_dir))
     data = load_experiment_data(experiment)
-    experiment_space(experiment, data)  # a space that does not fit fails before Ray
+    space = experiment_space(experiment, data)  # a space that does not fit fails before Ray
+    check_objectives(experiment, data, space)  # so does a latency objective without table
     baseline_model(experiment, data)  # so does a baseline that cannot be built
     start_ray(address)
     resolved = resolve_resources(experiment)
@@ -56,6 +60,23 @@ def run_experiment(experiment: Experiment, output: str | Path, *, address: str |
     if storage:
         run_dir.write_json("storage.json", {"storage": storage})
     return _run_all(resolved, data, run_dir, storage, verbose)
+
+
+def with_latency_table(experiment: Experiment, run_dir: ExperimentDir) -> Experiment:
+    """A latency objective without ``search.latency_table`` takes the table `steerage
+    profile-latency` wrote into the experiment directory, when there is exactly one of
+    the family (recorded in experiment.yaml, so `resume` uses the same table)."""
+    if not needs_latency(experiment.search["objectives"]) \
+            or experiment.search["latency_table"] is not None:
+        return experiment
+    tables = run_dir.latency_tables(experiment.family)
+    if len(tables) > 1:
+        raise ValueError(f"{run_dir.path} holds {len(tables)} {experiment.family} latency "
+                         f"tables ({', '.join(p.name for p in tables)}); choose one with "
+                         f"--latency-table")
+    if not tables:
+        return experiment  # check_objectives says to run profile-latency
+    return experiment.with_overrides(search={"latency_table": str(tables[0])})
 
 
 def resume_experiment(directory: str | Path, *, address: str | None = None,
@@ -77,20 +98,36 @@ def set_select_tolerance(run_dir: ExperimentDir, points: float | None) -> None:
             local_search={"select_tolerance": points}))
 
 
+def set_start(run_dir: ExperimentDir, start: str | int | None) -> None:
+    """Store the front member local search starts from (``--ls-from``); None keeps it."""
+    if start is None:
+        return
+    try:
+        experiment = run_dir.experiment().with_overrides(local_search={"start": start})
+        front.local_search_start(experiment, run_dir)  # a row the front has
+    except ValueError as error:
+        raise ValueError(f"--ls-from: {str(error).split(': ', 1)[-1]}") from None
+    run_dir.update_experiment(experiment)
+
+
 def rerun_local_search(directory: str | Path, *, address: str | None = None,
                        schemes: list[str] | None = None,
                        iterations: int | None = None,
-                       select_tolerance: float | None = None) -> ExperimentDir:
+                       select_tolerance: float | None = None,
+                       start: str | int | None = None) -> ExperimentDir:
     """Run local search again on a finished global search (other schemes/iterations;
-    ``select_tolerance`` in points is stored in the experiment for the report).
+    ``select_tolerance`` in points is stored in the experiment for the report; with
+    several objectives ``start``, the front member to start from, too).
 
     Its results change only once the new local search has finished."""
     run_dir = ExperimentDir(directory)
     set_select_tolerance(run_dir, select_tolerance)
-    experiment = run_dir.experiment()
+    run_dir.experiment()  # an experiment directory, else one line naming experiment.yaml
     if not run_dir.done("global_search"):
         raise ValueError(f"{run_dir.path}: global search has not finished; run "
                          f"`steerage resume {run_dir.path}` first")
+    set_start(run_dir, start)
+    experiment = run_dir.experiment()
     if iterations is not None:
         integer(iterations, "--iterations", 1)
     if schemes is not None:

@@ -10,6 +10,9 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
     predictor_rounds.csv   the predictor's held-out Kendall tau per round, refit/EES time
     global_winner.json     the global-search winner (and the EES winner) as trained
     winner_state.pt        its trained weights (the start of local search)
+    pareto_front.csv, .pt  several objectives: the global-search front, its configs and
+                           weights (run/front.py); local_search/start.json its member
+                           local search started from
     local_search/          pareto.csv, history.csv, failures.json, models.pt
     summary.csv, summary.md, plots/*.png
     export/                models written by `steerage export`
@@ -18,7 +21,8 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
 Every file is written whole or not at all (``storage.atomic_write``): a full disk or an
 interrupt leaves the previous copy, and ``progress.json`` marks a phase done only after
 all its files are written. A directory is only started where nothing would be
-overwritten: a new or empty folder that this process can write to.
+overwritten: a new or empty folder that this process can write to (or one holding only
+the latency tables `steerage profile-latency` wrote for it).
 """
 
 from __future__ import annotations
@@ -61,11 +65,20 @@ class ExperimentDir:
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"--output {self.path} is a file, not a directory; choose "
                              f"another --output")
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and any(path not in self.latency_tables()
+                                      for path in self.path.iterdir()):
             raise ValueError(f"--output {self.path} already holds files but no "
                              f"experiment.yaml; choose a new or empty folder (nothing "
                              f"there is overwritten)")
         require_writable(self.path, "--output")
+
+    def latency_tables(self, family: str = "") -> list[Path]:
+        """The latency tables `steerage profile-latency` wrote here (of ``family``): a
+        folder holding only those is still a new experiment's folder, whose search
+        finds its table there."""
+        pattern = f"latency-{family}-*.json" if family else "latency-*.json"
+        return sorted(p for p in self.path.glob(pattern) if p.is_file()) \
+            if self.path.is_dir() else []
 
     def create(self, experiment: Experiment) -> None:
         self.require_new()

@@ -16,23 +16,35 @@ from steerage_ray.local_search.export import FILE_FORMATS, export_model
 from steerage_ray.models import build_model
 from steerage_ray.pareto import choose
 from steerage_ray.run.directory import ExperimentDir
+from steerage_ray.run.front import front_model
 from steerage_ray.run.inputs import load_experiment_data
 
 
 def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
-                            which: str = "best", out: str | Path | None = None) -> Path:
+                            which: str = "best", out: str | Path | None = None,
+                            front: int | None = None) -> Path:
     """Export a local-search Pareto model or the global-search winner (``global``) as
     TorchScript, a state_dict or ONNX; return the file written (default:
     ``export/<model>.<format suffix>`` in the directory).
 
     Pareto models: ``best`` (or ``most_accurate``) and ``compact``, the two GS+LS rows
     of the summary (``compact`` with the experiment's ``local_search.select_tolerance``),
-    ``smallest``, or a row index of ``local_search/pareto.csv``."""
+    ``smallest``, or a row index of ``local_search/pareto.csv``.
+
+    ``front``: instead, row ``front`` of the global-search front (``pareto_front.csv``,
+    several objectives) with the weights its trial trained (``front_<i>``). Nothing is
+    trained here: a member whose weights were not kept is refused."""
     if fmt not in FILE_FORMATS:
         raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
+    if front is not None and which != "best":
+        raise ValueError(f"give --front (a global-search front row) or --which (a "
+                         f"local-search model), not both; got --which {which}")
     run_dir = ExperimentDir(directory)
     experiment = run_dir.experiment()
-    module, input_shape, bits, label = _model_to_export(run_dir, experiment, which)
+    if front is not None:
+        module, input_shape, bits, label = _front_member(run_dir, experiment, front)
+    else:
+        module, input_shape, bits, label = _model_to_export(run_dir, experiment, which)
     exported = export_model(module, input_shape, quant_bits=bits, onnx=fmt == "onnx")
     return exported.write(fmt, out or run_dir.file("export", f"{label}.{FILE_FORMATS[fmt]}"))
 
@@ -68,10 +80,26 @@ def _global_winner(run_dir: ExperimentDir,
     if winner is None or not state_path.is_file():
         raise ValueError(f"{run_dir.path} has no trained global-search winner to "
                          f"export yet")
-    data = prepare_for_config(load_experiment_data(experiment), winner["config"],
+    return _trained(experiment, winner["config"],
+                    torch.load(state_path, weights_only=True), "global_winner")
+
+
+def _front_member(run_dir: ExperimentDir, experiment: Experiment,
+                  index: int) -> tuple[nn.Module, tuple[int, ...], int, str]:
+    config, state = front_model(run_dir, index)
+    if state is None:
+        raise ValueError(f"front member {index} has no stored weights (the global search "
+                         f"kept no checkpoints); start local search from it with "
+                         f"`steerage local-search {run_dir.path} --ls-from {index}` and "
+                         f"export a local-search model with --which")
+    return _trained(experiment, config, state, f"front_{index}")
+
+
+def _trained(experiment: Experiment, config: dict, state: dict,
+             label: str) -> tuple[nn.Module, tuple[int, ...], int, str]:
+    """A global-search architecture with its trained weights, and its export label."""
+    data = prepare_for_config(load_experiment_data(experiment), config,
                               seed=experiment.seed)
-    model = build_model(experiment.family, winner["config"], data.input_shape,
-                        data.n_classes)
-    model.load_state_dict(torch.load(state_path, weights_only=True))
-    bits = int(winner["config"].get("quant_bits") or 32)
-    return model, data.input_shape, bits, "global_winner"
+    model = build_model(experiment.family, config, data.input_shape, data.n_classes)
+    model.load_state_dict(state)
+    return model, data.input_shape, int(config.get("quant_bits") or 32), label

@@ -13,6 +13,8 @@ from steerage_ray.data import (
 )
 from steerage_ray.data.specs import PATH_KEYS, expand_paths
 from steerage_ray.experiment import Experiment, parse_experiment
+from steerage_ray.latency import load_table
+from steerage_ray.named_objectives import ObjectiveCosts, check_latency_table, needs_latency
 from steerage_ray.searchers.tune_space import load_space_file
 from steerage_ray.space import SearchSpace, get_preset
 from steerage_ray.training import CONFIG_KEYS, TrainSettings, settings_from
@@ -46,10 +48,14 @@ def with_absolute_paths(experiment: Experiment) -> Experiment:
     space = dict(experiment.space)
     if isinstance(space.get("file"), str):
         space["file"] = _absolute(space["file"])
-    if dataset == experiment.dataset and space == experiment.space:
+    search = dict(experiment.search)
+    if isinstance(search.get("latency_table"), str):
+        search["latency_table"] = _absolute(search["latency_table"])
+    if dataset == experiment.dataset and space == experiment.space \
+            and search == experiment.search:
         return experiment
-    return parse_experiment({**experiment.to_dict(), "dataset": dataset, "space": space},
-                            source=experiment.source)
+    return parse_experiment({**experiment.to_dict(), "dataset": dataset, "space": space,
+                             "search": search}, source=experiment.source)
 
 
 def _absolute(path: str) -> str:
@@ -76,6 +82,19 @@ def experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
         message = message[len("space"):] if message.startswith("space ") else f": {message}"
         raise ValueError(f"space {where}{message}") from None
     return space
+
+
+def check_objectives(experiment: Experiment, data: Dataset, space: SearchSpace) -> None:
+    """What a search's objectives need, before Ray starts: a latency objective's table
+    (read, of the experiment's family, and holding the layers of the space's
+    architectures: one sample is estimated)."""
+    if not needs_latency(experiment.search["objectives"]):
+        return
+    path = experiment.search["latency_table"]
+    table = None if path is None else load_table(path)
+    check_latency_table(table, experiment.family)
+    ObjectiveCosts(experiment.family, data.input_shape, data.n_classes, table)(
+        space.random(1, 0)[0])
 
 
 def _experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:

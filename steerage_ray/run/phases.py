@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from ray import tune
 
+from steerage_ray import named_objectives
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.data import Dataset, prepare_for_config
 from steerage_ray.experiment import Experiment
@@ -20,7 +21,9 @@ from steerage_ray.global_search import (
 )
 from steerage_ray.local_search import Candidate, LocalSearchResult, run_local_search
 from steerage_ray.report import format_summary, selection_note, summary_table, write_plots
+from steerage_ray.run import front
 from steerage_ray.run.directory import TUNE_NAME, ExperimentDir, plain
+from steerage_ray.run.front import save_front
 from steerage_ray.run.inputs import (
     experiment_space,
     training_overrides,
@@ -75,7 +78,10 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
     final epochs), or an architecture of an earlier round when it validated better.
     Both are recorded; only validation accuracy chooses, never test accuracy.
     """
-    trials = result.trials.reset_index(drop=True).rename(columns={"metric": METRIC})
+    trials = result.trials.reset_index(drop=True)
+    if METRIC in trials:  # several objectives: every objective has its own column
+        trials = trials.drop(columns="metric")
+    trials = trials.rename(columns={"metric": METRIC})
     run_dir.write_with("trials.csv", lambda path: trials.to_csv(path, index=False))
     run_dir.write_with("trials.parquet", lambda path: trials.to_parquet(path, index=False))
     run_dir.write_with("predictor_rounds.csv",
@@ -95,6 +101,10 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
     if result.best_observed_state_dict is not None:
         run_dir.write_with("winner_state.pt", lambda path: torch.save(
             result.best_observed_state_dict, path))
+    if named_objectives.several(run_dir.experiment().search["objectives"]):
+        members = save_front(result, run_dir)
+        say(f"global-search Pareto front: {len(members)} architectures "
+            f"({run_dir.file('pareto_front.csv')})")
     run_dir.write_json("global_winner.json", winner)  # last: local search reads it
     say(f"global-search winner ({phase} round): validation accuracy "
         f"{winner['result']['val_acc']:.4f}, test accuracy "
@@ -105,14 +115,9 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
 def local_search_arguments(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
                            schemes: list[str] | None = None,
                            iterations: int | None = None) -> dict[str, Any]:
-    """The arguments of ``run_local_search`` on the experiment's global-search winner."""
-    winner = run_dir.read_json("global_winner.json")
-    if winner is None:
-        raise ValueError(f"{run_dir.path} has no global-search winner yet; run "
-                         f"`steerage resume {run_dir.path}` first")
-    state_path = run_dir.file("winner_state.pt")
-    state = torch.load(state_path, weights_only=True) if state_path.is_file() else None
-    config = winner["config"]
+    """The arguments of ``run_local_search`` on the experiment's global-search winner,
+    or with several objectives on the front member ``local_search.start`` picks."""
+    config, state = local_search_start(experiment, run_dir)[:2]
     options = experiment.local_search
     epochs = options["epochs"] or experiment.training["epochs"]
     return dict(
@@ -126,10 +131,34 @@ def local_search_arguments(experiment: Experiment, data: Dataset, run_dir: Exper
         num_gpus_per_task=None if experiment.resources["gpus_per_trial"] else 0)
 
 
+def local_search_start(experiment: Experiment,
+                       run_dir: ExperimentDir) -> tuple[dict, dict | None, dict | None]:
+    """Config, trained weights and (several objectives) the front pick's record of the
+    architecture local search starts from."""
+    if named_objectives.several(experiment.search["objectives"]):
+        start = front.local_search_start(experiment, run_dir)
+        return start["config"], start["state"], start
+    winner = run_dir.read_json("global_winner.json")
+    if winner is None:
+        raise ValueError(f"{run_dir.path} has no global-search winner yet; run "
+                         f"`steerage resume {run_dir.path}` first")
+    state_path = run_dir.file("winner_state.pt")
+    state = torch.load(state_path, weights_only=True) if state_path.is_file() else None
+    return winner["config"], state, None
+
+
 def local_search_phase(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
                        schemes: list[str] | None = None,
                        iterations: int | None = None) -> LocalSearchResult:
-    """SCANN / NeST on the global-search winner, schemes as parallel Ray tasks."""
+    """SCANN / NeST on the global-search winner (or the chosen front member, recorded
+    in ``local_search/start.json``), schemes as parallel Ray tasks."""
+    start = local_search_start(experiment, run_dir)[2]
+    if start is not None:
+        front.record_start(run_dir, start)
+        say(f"local search starts from front member {start['index']} ({start['from']}): "
+            f"validation accuracy {start['result']['val_acc']:.4f}, "
+            + ", ".join(f"{k} {v:,.6g}" for k, v in start["result"].items()
+                        if k not in ("trial_id", "val_acc", "test_acc")))
     return run_local_search(**local_search_arguments(experiment, data, run_dir, schemes,
                                                      iterations))
 
@@ -171,5 +200,10 @@ def write_report(run_dir: ExperimentDir) -> str:
     if pareto is not None and len(pareto):
         text += "\n" + selection_note(tolerance)
     run_dir.write_text("summary.md", f"# {experiment.name}\n\n```\n{text}\n```\n")
-    write_plots(run_dir.path, trials, pareto, baseline, tolerance)
+    sizes = [name for name in named_objectives.names(experiment.search["objectives"])
+             if name != named_objectives.TRAINED]
+    write_plots(run_dir.path, trials, pareto, baseline, tolerance,
+                front=front.read_front(run_dir),
+                start=run_dir.read_json(front.START) if pareto is not None else None,
+                front_x="params" if not sizes or "params" in sizes else sizes[0])
     return text

@@ -83,7 +83,9 @@ class SteerageSearcher(Searcher):
         metric, mode: what to optimise (``mode`` ``"max"`` or ``"min"``); may come from
             ``TuneConfig`` instead. Lists (``["val_acc", "params"]``, ``["max",
             "min"]``) search for the Pareto front of several objectives (default mode
-            only); see ``pareto_front``.
+            only); see ``pareto_front``. The ``metric``/``mode`` properties Tune reads
+            then name the trained objectives only: Tune requires every result to hold
+            them, and objectives ``cost_fn`` computes are never reported by trials.
         algorithm: ``"steerage"`` (default) or ``"paper"`` (see the module docstring).
         budget: total trials; when None, Tune's ``num_samples`` is used, and when that
             is -1 too, 401 trials (the paper's 100 random + 3 x 100 guided + 1 final).
@@ -689,6 +691,31 @@ class SteerageSearcher(Searcher):
         if len(goal) > 1 and self.algorithm == "paper":
             raise ValueError("several objectives (metric=[...]) need algorithm='steerage'; "
                              "paper mode optimises one metric")
+        if len(goal) > 1 and getattr(self, "_space", None) is not None:
+            self._split()  # cost_fn is checked before any trial
+
+    @property
+    def metric(self) -> str | list[str] | None:
+        """The results Tune requires every trial report to hold (its strict metric
+        check): the *trained* objectives only. Objectives ``cost_fn`` computes are never
+        reported by trials, so they are left out once the space is known."""
+        trained = self._reported()
+        return self._metric if trained is None else \
+            (trained[0].name if len(trained) == 1 else [o.name for o in trained])
+
+    @property
+    def mode(self) -> str | list[str] | None:
+        """The modes of :attr:`metric`."""
+        trained = self._reported()
+        return self._mode if trained is None else \
+            (trained[0].mode if len(trained) == 1 else [o.mode for o in trained])
+
+    def _reported(self) -> tuple[Objective, ...] | None:
+        """The trained objectives when some objective is computed, else None."""
+        if getattr(self, "_space", None) is None or self.cost_fn is None \
+                or self._metric is None or self._mode is None or len(self._goal) == 1:
+            return None
+        return self._split()[0]
 
     @property
     def _goal(self) -> tuple[Objective, ...]:
