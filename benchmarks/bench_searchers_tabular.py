@@ -382,7 +382,9 @@ def settings_text(runs: pd.DataFrame) -> str:
         "until None/FINISHED or 4 in flight, the oldest trial completes first "
         "(`on_trial_result` + `on_trial_complete`). No Ray cluster. A suggestion that is "
         "not exactly one config of the table aborts the run (never credited).",
-        f"Seeds {spans} (searcher seed = run seed). Searchers: {peers}."
+        f"Seeds {spans} (searcher seed = run seed; the default algorithm's settings were "
+        f"chosen on tuning seeds 0-9 (of the tuning range 0-19), never on the reporting seeds 100-119). "
+        f"Searchers: {peers}."
         + (f" {'; '.join(partial)} (a peer with fewer seeds than the candidate cannot be "
            f"its best peer; the ratio tables note where its mean is lower)."
            if partial else "")
@@ -432,7 +434,8 @@ def report(runs: pd.DataFrame, heading: str, command: str, wall_min: float | Non
             parts += [f"### Summary: {candidate} mean final regret / best peer's", "",
                       markdown_table(["table", *(f"budget {b}" for b in budgets)], summary),
                       ""]
-            parts += [f"- {target_line(comparison, b, candidate)}" for b in budgets] + [""]
+            lines = [target_line(comparison, b, candidate) for b in budgets]
+            parts += [f"- {line}" for line in lines if line] + [""]
     for budget in budgets:
         parts += [f"### Budget {budget}", ""]
         for candidate in candidates:
