@@ -237,6 +237,9 @@ class _Snapshots:
             return False
         kind, session = match.group(1), match.group(2)
         with self.lock:
+            if first_failure() is not None:  # a file failed (perhaps in another copy
+                _unlink(file.temporary)      # thread, before this one closed): this
+                return True                  # snapshot is never put in place
             group = self.pending.setdefault((os.path.dirname(file.path), session), {})
             stale = group.pop(kind, None)
             if stale is not None:  # the previous snapshot never completed
