@@ -32,6 +32,16 @@ from steerage_ray.report import format_summary  # noqa: E402
 HEADING = "## Demo: `make demo` (digits-ffnn end to end)"
 
 
+def search_text(search: dict, trained: int) -> str:
+    """The global search's settings as the experiment gave them (None: the default)."""
+    if search.get("algorithm") == "paper":
+        return (f"paper mode, pool {search['count']}, iter_count {search['iter_count']}, "
+                f"{search['iterations']} predictor-guided rounds, {search['final_count']} "
+                f"final, EES {search['ees_population']} x {search['ees_generations']}")
+    return (f"default algorithm, budget {search.get('budget') or trained}, "
+            f"{search['final_count']} final")
+
+
 def section(directory: Path, command: str, wall_seconds: float | None) -> str:
     experiment = load_experiment(directory / "experiment.yaml")
     progress = json.loads((directory / "progress.json").read_text())
@@ -44,11 +54,9 @@ def section(directory: Path, command: str, wall_seconds: float | None) -> str:
         HEADING, "",
         f"{today()}, {cpu_model()}, {os.cpu_count()} cores, "
         f"{ram_gib() or 0:.0f} GiB RAM, no GPU. Command: `{command}`.",
-        f"Experiment `{experiment.name}`: pool {search['count']}, iter_count "
-        f"{search['iter_count']}, {search['iterations']} predictor-guided rounds, "
-        f"{search['final_count']} final, EES {search['ees_population']} x "
-        f"{search['ees_generations']}; {experiment.training['epochs']} epochs per searched "
-        f"architecture, {experiment.training['final_epochs']} for the winner and the "
+        f"Experiment `{experiment.name}`: {search_text(search, len(trials))}; "
+        f"{experiment.training['epochs']} epochs per searched "
+        f"architecture, {experiment.training['final_epochs']} for the final pick and the "
         f"baseline; {len(trials)} architectures trained; local search schemes "
         f"{experiment.local_search['schemes']}, {experiment.local_search['iterations']} "
         f"iterations each.", "",
