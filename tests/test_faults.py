@@ -45,7 +45,7 @@ family: ffnn
 space: {preset: ffnn}
 search: {algorithm: paper, budget: 4, count: 64, ees_population: 16, ees_generations: 5}
 training: {epochs: 1, final_epochs: 1, batch_size: 64}
-local_search: {schemes: [C], iterations: 2, epochs: 3}
+local_search: {schemes: [C], iterations: 6, epochs: 3}
 baseline: {hidden_sizes: [16]}
 seed: 3
 """
@@ -122,7 +122,7 @@ def test_ctrl_c_stops_marks_nothing_and_resume_reproduces_the_run(
 
     # Resumed, then Ctrl-C during local search: global search is done, local search not.
     code, seen, err = _interrupt(cli + ["resume", str(out)] + address,
-                                 "phase 3/3: local search", delay=1.0)
+                                 "phase 3/3: local search", delay=0.2)
     assert code == 130, "".join(seen[-20:]) + err[-3000:]
     assert json.loads((out / "progress.json").read_text())["done"] == [
         "baseline", "global_search"]
@@ -275,7 +275,7 @@ def _valid_state(tune_dir: Path) -> None:
 def test_a_full_disk_stops_with_one_line_keeps_the_state_and_resumes(
         ray_session, experiment_file, small_disk, tmp_path, capfd, monkeypatch):
     without_ls = experiment_file.read_text().replace(
-        "local_search: {schemes: [C], iterations: 2, epochs: 3}",
+        "local_search: {schemes: [C], iterations: 6, epochs: 3}",
         "local_search: {enabled: false}")
     experiment = tmp_path / "no-ls.yaml"
     experiment.write_text(without_ls)
