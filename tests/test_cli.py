@@ -210,12 +210,14 @@ def test_search_on_a_simulated_two_node_cluster_with_fake_gpus_losing_a_node(tmp
                           capture_output=True, text=True, timeout=600)
     assert "EXIT 0" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
     assert "REMOVED the second node" in done.stdout
-    assert "lost its worker" in done.stdout, done.stdout[-3000:]  # a retry, not a loss
+    # a trial was running on the second node when it went (so trials used both nodes),
+    # and it was retried, not lost; node_id records where each trial *finished*, which
+    # after the removal can be the first node for every trial
+    assert "lost its worker" in done.stdout, done.stdout[-3000:]
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 4 + 4 + 1
     assert (trials["status"] == "completed").all()
     assert not trials.duplicated([c for c in trials if c.startswith("config/")]).any()
-    assert trials["node_id"].nunique() == 2, "trials ran on one node only"
     assert (trials["gpus_assigned"] == 1).all()
     assert not trials["on_gpu"].any()
 
