@@ -413,9 +413,7 @@ class SteerageSearcher(Searcher):
             return True
         if self._strategy is None or self._retry or self._given:
             return False
-        if isinstance(self._strategy, PaperStrategy):
-            return self._strategy.finished
-        return self._history.n_proposed >= self._strategy.plan.total
+        return self._strategy.handed_out(self._history)
 
     @property
     def in_flight(self) -> list[str]:

@@ -92,14 +92,18 @@ class GuidedStrategy:
     def describe(self) -> str:
         return self.plan.describe()
 
+    def handed_out(self, history: History) -> bool:
+        """Whether the whole plan has been proposed."""
+        return history.n_proposed >= self.plan.total
+
     def propose(self, history: History) -> Proposal | str:
         """The next architecture to train, or DONE (plan complete, or nothing unseen).
 
         It never waits: before the ensemble can be fitted, design points fill the
         free slots."""
-        index = history.n_proposed
-        if index >= self.plan.total:
+        if self.handed_out(history):
             return DONE
+        index = history.n_proposed
         phase = self.plan.phase(index)
         started = time.perf_counter()
         if phase != INITIAL and len(history.completed()) >= MIN_FIT:

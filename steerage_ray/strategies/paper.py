@@ -96,6 +96,10 @@ class PaperStrategy:
                 return Proposal(config, codes, current.phase, current.index, predicted)
         return DONE if self.finished else None
 
+    def handed_out(self, history: History) -> bool:
+        """Whether the final round has been handed out."""
+        return self.finished
+
     def after_proposal(self, history: History) -> None:
         """The final round ends the search as soon as it is handed out."""
         self._advance(history)
