@@ -253,7 +253,7 @@ def global_search(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
     try:
-        grid = _fit(tuner)
+        grid = _fit(tuner, searcher.plan.total)
     except TrialLost as lost:
         path = f"{storage_path.rstrip('/')}/{name}"
         if not tune.Tuner.can_restore(path):
@@ -291,20 +291,20 @@ def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
     for message in release_held_messages():
         logger.warning(message)
     _quiet_snapshot_warning()
+    planned = _saved_searcher(path).plan.total
     for restart in range(MAX_RESTARTS + 1):
         try:
             with _patient_restore():
                 grid = _fit(tune.Tuner.restore(
                     storage.local_storage_path(path) if filesystem else path,
                     trainable=trainable, resume_unfinished=True,
-                    storage_filesystem=filesystem))
+                    storage_filesystem=filesystem), planned)
             break
         except TrialLost as lost:
             if restart == MAX_RESTARTS:
                 raise
             logger.warning("%s; restarting the search from its last saved state", lost)
-    searcher = SteerageSearcher()
-    searcher.restore_from_dir(grid.experiment_path)
+    searcher = _saved_searcher(grid.experiment_path)
     _require_complete(grid, searcher)
     return _collect(grid, searcher)
 
@@ -334,9 +334,17 @@ def _patient_restore():
         searcher_module.RESTORE_GRACE_S = default
 
 
-def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
+def _saved_searcher(path: str) -> SteerageSearcher:
+    """The searcher as Tune last saved it in the experiment at ``path``."""
+    searcher = SteerageSearcher()
+    searcher.restore_from_dir(path)
+    return searcher
+
+
+def _fit(tuner: tune.Tuner, planned: int) -> tune.ResultGrid:
     """``tuner.fit()``, raising :class:`SearchInterrupted` where Tune received Ctrl-C
-    (it stops, saves its state and returns a partial result) and
+    (it stops, saves its state and returns a partial result; ``planned``: the trials
+    the search plans, for the message) and
     :class:`~steerage_ray.storage.StorageFull` where the storage ran full.
 
     Tune replaces the SIGINT handler while it runs and puts back the one it found
@@ -358,7 +366,7 @@ def _fit(tuner: tune.Tuner) -> tune.ResultGrid:
     finally:
         interrupted = watch.stop()
     if interrupted:
-        raise SearchInterrupted(grid.experiment_path, *_progress(grid))
+        raise SearchInterrupted(grid.experiment_path, _progress(grid)[0], planned)
     return grid
 
 

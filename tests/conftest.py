@@ -1,11 +1,37 @@
 """Shared fixtures: one real local Ray for the whole test session."""
 
+import contextlib
 import os
 
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+@contextlib.contextmanager
+def _stopped_search_fails(where: str):
+    """A ``KeyboardInterrupt`` subclass the project raises (``SearchInterrupted``: a
+    search that stopped early) fails its test instead of aborting the whole session,
+    as pytest does for a real Ctrl-C (which still aborts)."""
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        if type(error) is KeyboardInterrupt:
+            raise
+        raise RuntimeError(f"{type(error).__name__} escaped the {where}: {error}") from error
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    with _stopped_search_fails("test"):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    with _stopped_search_fails("fixture"):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

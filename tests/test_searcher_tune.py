@@ -22,7 +22,7 @@ from ray import cloudpickle, tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.sample import Domain
 
-from steerage_ray.global_search import global_search, resume_global_search
+from steerage_ray.global_search import SearchInterrupted, global_search, resume_global_search
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.space import Choice, Condition, Float, Integer, SearchSpace, flatten_config
 
@@ -137,14 +137,20 @@ class InterruptOnce(tune.Callback):
 @pytest.mark.slow
 def test_interrupted_search_resumes_and_trains_no_architecture_twice(ray_session, tmp_path):
     marker = str(tmp_path / "interrupted")
-    first = search_digits(tmp_path, "resume", max_concurrent_trials=2,
-                          callbacks=[InterruptOnce(5, marker)])
+    with pytest.raises(SearchInterrupted) as interrupted:
+        search_digits(tmp_path, "resume", max_concurrent_trials=2,
+                      callbacks=[InterruptOnce(5, marker)])
     assert os.path.exists(marker)
-    assert first.searcher.phase != "finished"
-    done_before = set(first.trials.query("status == 'completed'")["trial_id"])
+    stopped = interrupted.value
+    assert 5 <= stopped.done < stopped.planned == TOTAL
+    assert f"after {stopped.done} of {TOTAL} trials" in str(stopped)
+    saved = SteerageSearcher()
+    saved.restore_from_dir(stopped.experiment_path)
+    assert saved.phase != "finished"
+    done_before = set(saved.observations.query("status == 'completed'")["trial_id"])
     assert 5 <= len(done_before) < TOTAL
 
-    resumed = resume_global_search(first.experiment_path, "digits")
+    resumed = resume_global_search(stopped.experiment_path, "digits")
     assert resumed.searcher.phase == "finished"
     trials = resumed.trials
     assert len(trials) == TOTAL and (trials["status"] == "completed").all()
