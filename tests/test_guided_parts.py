@@ -1,7 +1,11 @@
 """The default search's parts, without Ray: predictor features, one-step neighbourhoods,
-the boosted-tree ensemble and the candidate set."""
+the boosted-tree ensemble, the candidate set and the background refit queue."""
 
 from __future__ import annotations
+
+import pickle
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from steerage_ray.space import (Categorical, Choice, Condition, Float, Integer, 
 from steerage_ray.space.features import FeatureMap
 from steerage_ray.space.neighbours import Neighbourhood
 from steerage_ray.strategies.candidates import CandidateSet
+from steerage_ray.strategies.refits import RefitQueue
 from steerage_ray.strategies.surrogate import BoostedEnsemble
 
 
@@ -94,25 +99,60 @@ def test_ensemble_is_seeded_spread_out_and_clipped_to_the_observed_range():
 def test_refitting_some_members_keeps_the_others():
     rng = np.random.default_rng(0)
     X, y = rng.random((40, 3)), rng.random(40)
-    ensemble = BoostedEnsemble(n_members=4, seed=0).fit(X, y)
-    before = ensemble.predict_members(X)
+    original = BoostedEnsemble(n_members=4, seed=0).fit(X, y)
+    before = original.predict_members(X)
+    ensemble = original.copy()  # a refit of the copy leaves the original as it was
     ensemble.fit(np.vstack([X, X[:5]]), np.concatenate([y, y[:5] + 1.0]), members=[1])
     after = ensemble.predict_members(X)
     assert not np.allclose(before[1], after[1])
     for member in (0, 2, 3):  # same trees; only the shared clip range may widen
         assert np.allclose(np.clip(before[member], *ensemble.range_), after[member])
+    assert np.array_equal(original.predict_members(X), before)
 
 
-def test_candidate_set_skips_known_architectures_and_removes_in_constant_time():
+def test_candidate_set_skips_known_architectures_and_copies_without_the_seen_ones():
     candidates = CandidateSet(n_dims=2, n_members=3)
-    rows = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0], [2.0, 2.0]])
+    rows = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0], [2.0, 2.0], [3.0, 0.0]])
     known = {np.array([2.0, 2.0]).tobytes()}
     candidates.add(rows, lambda key, row: key not in known,
                    lambda codes: np.tile(codes[:, 0], (3, 1)))
-    assert candidates.codes.tolist() == [[0.0, 1.0], [1.0, 1.0]]
-    assert candidates.predictions.tolist() == [[0.0, 1.0]] * 3
-    candidates.remove(np.array([0.0, 1.0]).tobytes())
-    assert candidates.codes.tolist() == [[1.0, 1.0]]
-    assert candidates.predictions.tolist() == [[1.0]] * 3
-    candidates.remove(np.array([9.0, 9.0]).tobytes())  # unknown: nothing happens
-    assert len(candidates) == 1
+    assert candidates.codes.tolist() == [[0.0, 1.0], [1.0, 1.0], [3.0, 0.0]]
+    assert candidates.predictions.tolist() == [[0.0, 1.0, 3.0]] * 3
+    subset = candidates.unseen(frozenset({np.array([0.0, 1.0]).tobytes(),
+                                          np.array([9.0, 9.0]).tobytes()}))
+    assert subset.codes.tolist() == [[1.0, 1.0], [3.0, 0.0]]
+    assert subset.predictions.tolist() == [[1.0, 3.0]] * 3
+    assert len(candidates) == 3  # the original is left as it is
+    subset.add(np.array([[0.0, 1.0], [3.0, 0.0]]), lambda key, row: True,
+               lambda codes: np.tile(codes[:, 0], (3, 1)))
+    assert subset.codes.tolist() == [[1.0, 1.0], [3.0, 0.0], [0.0, 1.0]]  # keys rebuilt
+
+
+def slow_append(state, snapshot):
+    """A refit step whose duration varies; records the thread it ran on."""
+    time.sleep(0.02 * (snapshot % 3))
+    return (state or ()) + ((snapshot, threading.current_thread().name),)
+
+
+def test_refit_queue_applies_in_order_keeps_a_lag_and_recomputes_after_pickling():
+    queue = RefitQueue(slow_append)
+    for snapshot in range(5):
+        queue.submit(snapshot)
+    state = queue.settle(keep=1)  # all but the newest applied
+    assert [s for s, _ in state] == [0, 1, 2, 3] and queue.pending == [4]
+    assert {thread for _, thread in state} != {threading.current_thread().name}
+    restored = pickle.loads(pickle.dumps(queue))  # the worker and its futures stay behind
+    assert restored.pending == [4] and restored.state == state
+    assert [s for s, _ in restored.settle()] == [s for s, _ in queue.settle()] == [0, 1, 2, 3, 4]
+    assert queue.settle(keep=1) == queue.settle() and not queue.pending
+
+
+def failing_step(state, snapshot):
+    raise ValueError(f"refit {snapshot} failed")
+
+
+def test_a_failed_refit_raises_where_its_result_is_needed():
+    queue = RefitQueue(failing_step)
+    queue.submit(7)
+    with pytest.raises(ValueError, match="refit 7 failed"):
+        queue.settle()

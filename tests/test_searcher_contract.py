@@ -19,7 +19,7 @@ from ray.tune.search.sample import Domain
 from steerage_ray.data import check_space_fits, load_dataset
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import SearchPlan, SteerageSearcher
-from steerage_ray.space import Choice, Condition, Float, Integer, SearchSpace, ffnn_space
+from steerage_ray.space import ffnn_space
 
 from searcher_driver import accuracy, drive, finish, small_space
 

@@ -68,18 +68,19 @@ def test_computed_objectives_are_the_built_models_counts():
 
 
 def test_concurrent_proposals_differ_and_spread_along_the_front():
-    searcher = make_searcher(budget=60, seed=3)
-    proposals, running, _ = drive(searcher, objective=accuracy, max_in_flight=4)
-    finish(searcher, running, objective=accuracy)
-    obs = searcher.observations
-    guided = obs[obs["phase"] == "guided"]
-    params = guided["params"].to_numpy()
-    front = searcher.pareto_front["params"]
-    middle = np.sqrt(front.min() * front.max())  # the front's middle, on a log scale
-    small, large = (params <= middle).mean(), (params > middle).mean()
-    assert small > 0.15 and large > 0.15, (small, large)
-    batches = [params[i:i + 4] for i in range(0, len(params) - 3, 4)]
-    assert np.mean([len(set(batch)) > 1 for batch in batches]) > 0.8
+    small, batches = [], []  # pooled over seeds: one seed's share varies (0.1-0.5)
+    for seed in (3, 4, 5):
+        searcher = make_searcher(budget=60, seed=seed)
+        proposals, running, _ = drive(searcher, objective=accuracy, max_in_flight=4)
+        finish(searcher, running, objective=accuracy)
+        obs = searcher.observations
+        params = obs[obs["phase"] == "guided"]["params"].to_numpy()
+        front = searcher.pareto_front["params"]
+        middle = np.sqrt(front.min() * front.max())  # the front's middle, on a log scale
+        small.extend(params <= middle)
+        batches.extend(len(set(params[i:i + 4])) > 1 for i in range(0, len(params) - 3, 4))
+    assert 0.15 < np.mean(small) < 0.85, np.mean(small)
+    assert np.mean(batches) > 0.8
 
 
 def test_save_restore_keeps_every_objective(tmp_path):

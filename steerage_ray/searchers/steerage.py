@@ -258,7 +258,15 @@ class SteerageSearcher(Searcher):
         if not isinstance(max_concurrent, Integral) or max_concurrent < 1:
             raise ValueError(f"max_concurrent must be an integer >= 1, got {max_concurrent!r}")
         self._max_concurrent = int(max_concurrent)
+        if isinstance(self._strategy, GuidedStrategy):
+            self._strategy.lag = self._refit_lag()
         return True
+
+    def _refit_lag(self) -> int:
+        """Default mode: propose with the model one refit behind the newest, so a freed
+        slot trains while the newest refit runs; at ``max_concurrent=1`` nothing else
+        could run meanwhile, so wait for the newest."""
+        return 0 if self._max_concurrent == 1 else 1
 
     def suggest(self, trial_id: str) -> dict | str | None:
         self._require_ready()
@@ -583,6 +591,7 @@ class SteerageSearcher(Searcher):
                 constraint=self.constraint, predictor_params=self.predictor_params)
         else:
             options = dict(seed=self.seed, pool=codes, constraint=self.constraint,
+                           lag=self._refit_lag(),
                            ees_population=arguments.default(self.ees_population, 32),
                            ees_generations=arguments.default(self.ees_generations, 10),
                            mutation_prob=arguments.default(self.mutation_prob, 0.2))

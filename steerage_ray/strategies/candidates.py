@@ -16,7 +16,8 @@ what the others miss:
 Every candidate carries one prediction per ensemble member (``predictions``, shape
 ``(n_members, n_candidates)``); members refitted on new data re-predict the whole set,
 new candidates are predicted by every member. Architectures already proposed, running
-or observed never enter the set, and a proposal leaves it.
+or observed never enter the set; the next refit's copy leaves out those proposed since
+(``unseen``), and until then proposals skip them.
 """
 
 from __future__ import annotations
@@ -65,15 +66,12 @@ class CandidateSet:
         for member in members:
             self.predictions[member] = predict_member(member, self.codes)
 
-    def remove(self, key: bytes) -> None:
-        """Drop one candidate (it was proposed, or became known otherwise)."""
-        index = self._keys.pop(key, None)
-        if index is None:
-            return
-        last = len(self.codes) - 1
-        if index != last:  # move the last row into the hole: O(1) removal
-            self.codes[index] = self.codes[last]
-            self.predictions[:, index] = self.predictions[:, last]
-            self._keys[self.codes[index].tobytes()] = index
-        self.codes = self.codes[:last]
-        self.predictions = self.predictions[:, :last]
+    def unseen(self, seen: frozenset[bytes] | set[bytes]) -> "CandidateSet":
+        """A copy without the candidates whose keys are in ``seen`` (proposed since
+        the set was built); this set is left as it is."""
+        keep = [i for i, row in enumerate(self.codes) if row.tobytes() not in seen]
+        subset = CandidateSet(self.codes.shape[1], len(self.predictions))
+        subset.codes = self.codes[keep]
+        subset.predictions = self.predictions[:, keep]
+        subset._keys = {row.tobytes(): i for i, row in enumerate(subset.codes)}
+        return subset

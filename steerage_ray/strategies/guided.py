@@ -22,10 +22,19 @@ waits for its slowest trial. The guided strategy keeps the ingredients and fixes
 5. **Asynchronous**: the model follows every result as it arrives and every free slot
    gets a proposal at once; nothing waits for a round.
 
-Costs are bounded for Tune's driver loop: while the sample is small every member is
-refitted on each new result; past ``full_refit_until`` observations a rotating subset
-of ``members_per_update`` members is refitted per result (the rest lag by a few
-observations), and the candidate set is rebuilt every ``refresh_every`` results.
+Refits run off Tune's driver loop (``strategies.refits``): when a proposal finds new
+results it submits a snapshot of them to a worker thread and proposes with the model
+of the snapshot before (``lag=1``), so the freed slot trains while the newest refit
+runs. The searcher sets ``lag=0`` at ``max_concurrent=1``, where nothing else could
+use the wait. A refit is a function of its snapshot and the refit before it, so the
+same order of results and proposals gives the same search, and a restored search
+recomputes the refits it had not applied.
+
+Each refit is bounded: while the sample is small every member is refitted; past
+``full_refit_until`` observations a rotating subset of ``members_per_update`` members
+is refitted per snapshot (the rest lag by a few observations), and the candidate set
+is rebuilt every ``refresh_every`` observations (in between, the refitted members
+re-predict it and neighbours of new leaders join it).
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -44,13 +55,69 @@ from steerage_ray.space.features import FeatureMap
 from steerage_ray.space.neighbours import Neighbourhood
 from steerage_ray.strategies.candidates import CandidateSet
 from steerage_ray.strategies.history import (DONE, FINAL, GIVEN, INITIAL, WARM_START, History,
-                                             Proposal, round_scores, score_row)
+                                             Proposal, Record, round_scores, score_row)
 from steerage_ray.strategies.plan import GuidedPlan
+from steerage_ray.strategies.refits import RefitQueue
 from steerage_ray.strategies.surrogate import BoostedEnsemble
 
 logger = logging.getLogger(__name__)
 
 MIN_FIT = 3  # observations the ensemble needs before it can guide anything
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the history held when a refit was asked for: the refit's only input.
+
+    ``codes``/``labels``/``fidelity``/``values``: the completed records; ``seen``: every
+    architecture proposed, running or observed; ``configs``: their configs (EES
+    excludes them); ``index``: the snapshot's number, which seeds the refit."""
+
+    index: int
+    codes: np.ndarray
+    labels: np.ndarray
+    fidelity: np.ndarray
+    values: tuple[dict, ...]
+    seen: frozenset[bytes]
+    configs: tuple[dict, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def of(cls, history: History, done: list[Record], index: int) -> "Snapshot":
+        return cls(index, np.array([r.codes for r in done]),
+                   np.array([r.label for r in done]),
+                   np.array([r.fidelity for r in done], dtype=float),
+                   tuple(dict(r.values) for r in done), frozenset(history.keys),
+                   tuple(r.config for r in history.records))
+
+
+@dataclass
+class Fitted:
+    """The model after a refit on ``n`` observations, and the candidates it scored.
+
+    ``calibration``: sorted (target, label) pairs to map predictions back to labels;
+    ``refreshed_on``: observations when the candidate set was last rebuilt;
+    ``next_member``: the next member to refit in rotation; ``seconds``: the refit's
+    time; ``extra``: further models of a subclass (one ensemble per further objective).
+    Proposals read it and never change it (the next refit starts from it)."""
+
+    n: int
+    model: BoostedEnsemble
+    candidates: CandidateSet
+    calibration: tuple[np.ndarray, np.ndarray]
+    refreshed_on: int
+    next_member: int
+    seconds: float
+    extra: tuple = ()
+
+    def unwarp(self, score: float) -> float:
+        """A prediction in label units: interpolated between the observed labels whose
+        transformed targets surround it, so it never leaves the measured range."""
+        targets, labels = self.calibration
+        return float(np.interp(score, targets, labels))
 
 
 class GuidedStrategy:
@@ -64,25 +131,26 @@ class GuidedStrategy:
                  top_k: int = 4, ees_population: int = 32, ees_generations: int = 10,
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
-                 enumerate_up_to: int = 8) -> None:
+                 enumerate_up_to: int = 8, lag: int = 1) -> None:
         self.space, self.plan, self.seed = space, plan, seed
         self.pool = space.encode_many(space.sobol(2048, seed)) if pool is None else pool
         self.constraint = constraint
+        self.n_members, self.n_estimators = n_members, n_estimators
+        self.learning_rate = learning_rate
         self.n_random, self.top_k = n_random, top_k
         self.ees_population, self.ees_generations = ees_population, ees_generations
         self.mutation_prob = mutation_prob
         self.full_refit_until = full_refit_until
         self.members_per_update = members_per_update
         self.refresh_every = refresh_every
+        self.lag = lag
         self.features = FeatureMap(space)
         self.neighbourhood = Neighbourhood(space, enumerate_up_to=enumerate_up_to)
-        self.model = BoostedEnsemble(n_members=n_members, n_estimators=n_estimators,
-                                     learning_rate=learning_rate, seed=seed)
-        self.candidates = CandidateSet(space.n_dims, n_members)
-        self._rng = np.random.default_rng([seed, 7])
-        self._fitted_on = self._fitted_before = 0
-        self._refreshed_on = 0
-        self._next_member = 0
+        self.refits = RefitQueue(self._refit)
+        self._rng = np.random.default_rng([seed, 7])  # proposals (driver thread) only
+        self._submitted = 0  # completed observations in the newest snapshot
+        self._snapshots = 0
+        self.fitted: Fitted | None = None  # the model the latest proposal used
         self._order = np.arange(n_members)
         self._draws = 0
         self.exhausted = False
@@ -99,21 +167,24 @@ class GuidedStrategy:
     def propose(self, history: History) -> Proposal | str:
         """The next architecture to train, or DONE (plan complete, or nothing unseen).
 
-        It never waits: before the ensemble can be fitted, design points fill the
-        free slots."""
+        It never waits for a trial: before the ensemble can be fitted, design points
+        fill the free slots."""
         if self.handed_out(history):
             return DONE
         index = history.n_proposed
         phase = self.plan.phase(index)
-        started = time.perf_counter()
-        if phase != INITIAL and len(history.completed()) >= MIN_FIT:
-            self._follow(history)
-            fitted = time.perf_counter()
-            chosen = self._pick(history, exploit=phase == FINAL)
-            self.timings[index] = (fitted - started, time.perf_counter() - fitted)
-            if chosen is not None:
-                codes, predicted = chosen
-                return self._proposal(codes, phase, index, predicted)
+        self._submit(history)
+        if phase != INITIAL:
+            started = time.perf_counter()
+            fitted = self._settle()
+            if fitted is not None:
+                chosen = self._pick(history, fitted, exploit=phase == FINAL)
+                fit_seconds = fitted.seconds if fitted is not self.fitted else 0.0
+                self.fitted = fitted
+                self.timings[index] = (fit_seconds, time.perf_counter() - started)
+                if chosen is not None:
+                    codes, predicted = chosen
+                    return self._proposal(codes, phase, index, predicted)
         codes = self._design_point(history)  # too few results yet (or no candidate left)
         if codes is None:
             self.exhausted = True
@@ -122,145 +193,178 @@ class GuidedStrategy:
 
     def _proposal(self, codes: np.ndarray, phase: str, index: int,
                   predicted: float) -> Proposal:
-        self.candidates.remove(codes.tobytes())
         config = self.space.decode_codes(codes[None, :])[0]
         return Proposal(config, codes, phase, index, predicted)
 
     def _design_point(self, history: History) -> np.ndarray | None:
         """The first unseen admissible Sobol-pool member, else a random architecture."""
         for row in self.pool:
-            if self._admit(history, row.tobytes(), row):
+            if self._admit(history.seen, row.tobytes(), row):
                 return row
         for _ in range(100):
             row = self.space.encode_many(self.space.random(1, self._rng))[0]
-            if self._admit(history, row.tobytes(), row):
+            if self._admit(history.seen, row.tobytes(), row):
                 return row
         return None
 
-    def _admit(self, history: History, key: bytes, row: np.ndarray) -> bool:
-        if history.seen(key):
+    def _admit(self, seen: Callable[[bytes], bool], key: bytes, row: np.ndarray) -> bool:
+        if seen(key):
             return False
         return self.constraint is None or self.constraint.is_feasible(
             self.space.decode_codes(row[None, :])[0])
 
-    # ------------------------------------------------------------------ acquisition
-    def _pick(self, history: History, exploit: bool) -> tuple[np.ndarray, float] | None:
-        """Thompson sampling over members (``exploit``: the ensemble mean)."""
-        cands = self.candidates
-        live = np.array([not history.seen(row.tobytes()) for row in cands.codes], bool)
-        if not live.any():
-            self._refresh(history)
-            cands = self.candidates
-            live = np.ones(len(cands), dtype=bool)
-            if not len(cands):
-                return None
-        if exploit:
-            score = cands.predictions.mean(axis=0)
-        else:
-            member = self._order[self._draws % len(self._order)]
-            self._draws += 1
-            if self._draws % len(self._order) == 0:
-                self._order = self._rng.permutation(len(self._order))
-            score = cands.predictions[member]
-        best = int(np.argmax(np.where(live, score, -np.inf)))
-        return cands.codes[best].copy(), self._unwarp(float(cands.predictions[:, best].mean()))
-
-    # ------------------------------------------------------------------ model
-    def _follow(self, history: History) -> None:
-        """Refit members and refresh candidates for the observations not yet seen."""
+    # ------------------------------------------------------------------ refits
+    def _submit(self, history: History) -> None:
+        """Hand new results to the refit queue (once there are enough to fit)."""
         done = history.completed()
-        if len(done) == self._fitted_on:
-            return
-        codes = np.array([r.codes for r in done])
-        labels = np.array([r.label for r in done])
-        fidelity = np.array([r.fidelity for r in done], dtype=float)
-        X = self.features(codes)
-        targets = _normal_scores(labels)
+        if len(done) >= MIN_FIT and len(done) != self._submitted:
+            self._submitted = len(done)
+            self._snapshots += 1
+            self.refits.submit(Snapshot.of(history, done, self._snapshots))
+
+    def _settle(self) -> Fitted | None:
+        """The model to propose with: ``lag`` snapshots behind the newest (the newest
+        when nothing older was fitted)."""
+        fitted = self.refits.settle(keep=self.lag)
+        return fitted if fitted is not None else self.refits.settle(keep=0)
+
+    def _refit(self, previous: Fitted | None, snapshot: Snapshot) -> Fitted:
+        """The refit queue's step (on its worker thread): the model of ``previous``
+        followed to ``snapshot``. Reads only the snapshot and settings, never the live
+        history, and draws its randomness from the snapshot's number."""
+        started = time.perf_counter()
+        rng = np.random.default_rng([self.seed, 11, snapshot.index])
+        X = self.features(snapshot.codes)
+        targets = _normal_scores(snapshot.labels)
         order = np.argsort(targets, kind="stable")
-        self._calibration = (targets[order], labels[order])
-        weights = _fidelity_weights(fidelity)
-        n_members = self.model.n_members
-        first_fit = not self.model.members_
-        if first_fit or len(done) <= self.full_refit_until:
-            members = list(range(n_members))
+        weights = _fidelity_weights(snapshot.fidelity)
+        model = BoostedEnsemble(n_members=self.n_members, n_estimators=self.n_estimators,
+                                learning_rate=self.learning_rate, seed=self.seed) \
+            if previous is None else previous.model.copy()
+        members, next_member = self._members_to_refit(previous, snapshot.n)
+        model.fit(X, targets, weights, members=members)
+        extra = self._refit_extra(snapshot, X, weights)
+        if previous is None or snapshot.n - previous.refreshed_on >= self.refresh_every:
+            candidates = self._candidate_set(model, snapshot, rng)
+            refreshed_on = snapshot.n
         else:
-            members = [(self._next_member + i) % n_members
-                       for i in range(self.members_per_update)]
-            self._next_member = (members[-1] + 1) % n_members
-        self.model.fit(X, targets, weights, members=None if first_fit else members)
-        self._fitted_before, self._fitted_on = self._fitted_on, len(done)
-        if first_fit or len(done) - self._refreshed_on >= self.refresh_every:
-            self._refresh(history, codes, labels)
-            return
-        self.candidates.repredict(members, self._predict_member)
-        fresh = len(done) - self._fitted_before
-        leaders = np.argsort(-labels)[: self.top_k]
-        new_leaders = leaders[leaders >= len(done) - fresh]
-        if len(new_leaders):  # a new result among the best: its neighbours join
-            self._add_local(history, codes[new_leaders])
+            candidates = previous.candidates.unseen(snapshot.seen)
+            candidates.repredict(members, lambda m, codes: self._predict_member(model, m, codes))
+            fresh = snapshot.n - previous.n
+            leaders = np.argsort(-snapshot.labels)[: self.top_k]
+            new_leaders = leaders[leaders >= snapshot.n - fresh]
+            if len(new_leaders):  # a new result among the best: its neighbours join
+                self._add(candidates, model, snapshot,
+                          self.neighbourhood.of(snapshot.codes[new_leaders], rng))
+            refreshed_on = previous.refreshed_on
+        return Fitted(snapshot.n, model, candidates, (targets[order], snapshot.labels[order]),
+                      refreshed_on, next_member, time.perf_counter() - started, extra)
 
-    def _refresh(self, history: History, codes: np.ndarray | None = None,
-                 labels: np.ndarray | None = None) -> None:
-        """Rebuild the candidate set around the current best architectures."""
-        if codes is None:
-            done = history.completed()
-            codes = np.array([r.codes for r in done])
-            labels = np.array([r.label for r in done])
-        self._refreshed_on = len(codes)
-        self.candidates.reset()
-        mean = self._predict(codes).mean(axis=0)
-        leaders = np.unique(np.concatenate([np.argsort(-labels)[: self.top_k],
-                                            np.argsort(-mean)[: self.top_k]]))
-        self._add_local(history, codes[leaders])
-        unseen_pool = self.pool[self._rng.permutation(len(self.pool))[: self.n_random]]
-        random = self.space.encode_many(self.space.random(self.n_random, self._rng))
-        self._add(history, np.concatenate([unseen_pool, random]))
-        self._add(history, self._evolve(history, codes[leaders]))
+    def _members_to_refit(self, previous: Fitted | None, n: int) -> tuple[list[int], int]:
+        """Every member while the sample is small, then ``members_per_update`` in turn."""
+        if previous is None or n <= self.full_refit_until:
+            return list(range(self.n_members)), 0
+        members = [(previous.next_member + i) % self.n_members
+                   for i in range(self.members_per_update)]
+        return members, (members[-1] + 1) % self.n_members
 
-    def _add_local(self, history: History, codes: np.ndarray) -> None:
-        self._add(history, self.neighbourhood.of(codes, self._rng))
+    def _refit_extra(self, snapshot: Snapshot, X: np.ndarray, weights: np.ndarray) -> tuple:
+        """Further models a subclass fits with each refit (none here)."""
+        return ()
 
-    def _add(self, history: History, codes: np.ndarray) -> None:
-        self.candidates.add(codes, lambda key, row: self._admit(history, key, row),
-                            self._predict)
+    def _leaders(self, model: BoostedEnsemble, snapshot: Snapshot,
+                 rng: np.random.Generator) -> np.ndarray:
+        """Code rows whose neighbours join a rebuilt candidate set: the ``top_k`` best
+        observed by label and by the ensemble's mean."""
+        mean = self._predict(model, snapshot.codes).mean(axis=0)
+        best = np.unique(np.concatenate([np.argsort(-snapshot.labels)[: self.top_k],
+                                         np.argsort(-mean)[: self.top_k]]))
+        return snapshot.codes[best]
 
-    def _evolve(self, history: History, leaders: np.ndarray) -> np.ndarray:
+    def _candidate_set(self, model: BoostedEnsemble, snapshot: Snapshot,
+                       rng: np.random.Generator) -> CandidateSet:
+        """A fresh candidate set: neighbours of the leaders, Sobol-pool and random
+        architectures, and an EES population."""
+        candidates = CandidateSet(self.space.n_dims, self.n_members)
+        leaders = self._leaders(model, snapshot, rng)
+        self._add(candidates, model, snapshot, self.neighbourhood.of(leaders, rng))
+        unseen_pool = self.pool[rng.permutation(len(self.pool))[: self.n_random]]
+        random = self.space.encode_many(self.space.random(self.n_random, rng))
+        self._add(candidates, model, snapshot, np.concatenate([unseen_pool, random]))
+        self._add(candidates, model, snapshot,
+                  self._evolve(model, candidates, snapshot, leaders, rng))
+        return candidates
+
+    def _add(self, candidates: CandidateSet, model: BoostedEnsemble, snapshot: Snapshot,
+             codes: np.ndarray) -> None:
+        candidates.add(codes, lambda key, row: self._admit(snapshot.seen.__contains__,
+                                                           key, row),
+                       lambda rows: self._predict(model, rows))
+
+    def _evolve(self, model: BoostedEnsemble, candidates: CandidateSet, snapshot: Snapshot,
+                leaders: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """EES (Algorithm 2) over one ensemble member drawn at random (a Thompson
         sample of the acquisition: one predictor call per generation), started from
         that member's best candidates and the leaders; seen architectures excluded."""
-        if self.ees_generations == 0 or not len(self.candidates):
+        if self.ees_generations == 0 or not len(candidates):
             return np.empty((0, self.space.n_dims))
-        member = int(self._rng.integers(self.model.n_members))
-        cands = self.candidates
-        start = cands.codes[np.argsort(-cands.predictions[member])[: self.ees_population]]
+        member = int(rng.integers(self.n_members))
+        start = candidates.codes[np.argsort(-candidates.predictions[member])
+                                 [: self.ees_population]]
         try:
             found = evolutionary_search(
-                self.space, lambda codes: self._predict_member(member, codes),
+                self.space, lambda codes: self._predict_member(model, member, codes),
                 population=self.ees_population, generations=self.ees_generations,
-                mutation_prob=self.mutation_prob, seed=int(self._rng.integers(2 ** 31)),
-                constraint=self.constraint,
-                exclude=[record.config for record in history.records],
+                mutation_prob=self.mutation_prob, seed=int(rng.integers(2 ** 31)),
+                constraint=self.constraint, exclude=snapshot.configs,
                 initial=self.space.decode_codes(np.concatenate([start, leaders])))
         except ValueError:  # nothing admissible to evolve (e.g. a tiny, exhausted space)
             return np.empty((0, self.space.n_dims))
         return self.space.encode_many(found.population)
 
-    def _predict(self, codes: np.ndarray) -> np.ndarray:
-        return self.model.predict_members(self.features(codes))
+    def _predict(self, model: BoostedEnsemble, codes: np.ndarray) -> np.ndarray:
+        return model.predict_members(self.features(codes))
 
-    def _predict_member(self, member: int, codes: np.ndarray) -> np.ndarray:
-        return self.model.predict_member(member, self.features(codes))
+    def _predict_member(self, model: BoostedEnsemble, member: int,
+                        codes: np.ndarray) -> np.ndarray:
+        return model.predict_member(member, self.features(codes))
 
-    def _unwarp(self, score: float) -> float:
-        """A prediction in label units: interpolated between the observed labels whose
-        transformed targets surround it, so it never leaves the measured range."""
-        targets, labels = self._calibration
-        return float(np.interp(score, targets, labels))
+    # ------------------------------------------------------------------ acquisition
+    def _live_candidates(self, history: History, fitted: Fitted) -> tuple[CandidateSet,
+                                                                          np.ndarray]:
+        """The candidates not proposed since the refit, with a mask of those; when every
+        one has been, a candidate set rebuilt now on the driver (small spaces)."""
+        candidates = fitted.candidates
+        live = np.array([not history.seen(row.tobytes()) for row in candidates.codes], bool)
+        if live.any():
+            return candidates, live
+        snapshot = Snapshot.of(history, history.completed(), -1)
+        candidates = self._candidate_set(fitted.model, snapshot, self._rng)
+        return candidates, np.ones(len(candidates), dtype=bool)
+
+    def _pick(self, history: History, fitted: Fitted,
+              exploit: bool) -> tuple[np.ndarray, float] | None:
+        """Thompson sampling over members (``exploit``: the ensemble mean)."""
+        candidates, live = self._live_candidates(history, fitted)
+        if not len(candidates):
+            return None
+        if exploit:
+            score = candidates.predictions.mean(axis=0)
+        else:
+            member = self._order[self._draws % len(self._order)]
+            self._draws += 1
+            if self._draws % len(self._order) == 0:
+                self._order = self._rng.permutation(len(self._order))
+            score = candidates.predictions[member]
+        best = int(np.argmax(np.where(live, score, -np.inf)))
+        return (candidates.codes[best].copy(),
+                fitted.unwarp(float(candidates.predictions[:, best].mean())))
 
     def round_scores(self, history: History) -> pd.DataFrame:
         """Kendall tau of predictions vs labels per block of proposals (the design, the
         guided proposals in quarters, the final phase), with the summed model refit
-        (``fit_seconds``) and acquisition (``select_seconds``) times."""
+        (``fit_seconds``, on the refit thread) and proposal (``select_seconds``: waiting
+        for a refit, then the acquisition) times."""
         proposals = [r for r in history.records if r.phase not in (WARM_START, GIVEN)]
         guided = max(1, self.plan.total - self.plan.initial - self.plan.final)
         block = max(4, math.ceil(guided / 4))

@@ -25,7 +25,8 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from steerage_ray.pareto import non_dominated
-from steerage_ray.strategies.guided import GuidedStrategy, _fidelity_weights, _normal_scores
+from steerage_ray.strategies.candidates import CandidateSet
+from steerage_ray.strategies.guided import Fitted, GuidedStrategy, Snapshot, _normal_scores
 from steerage_ray.strategies.history import History
 from steerage_ray.strategies.surrogate import BoostedEnsemble
 
@@ -39,6 +40,8 @@ class ParetoStrategy(GuidedStrategy):
     ``trained`` names the objectives trials report (the first is each record's
     ``label``); ``computed(codes) -> (m, k)`` gives the other objectives, signed so that
     higher is better, for code rows. Records carry every objective in ``values``.
+    Each refit fits one further ensemble per trained objective after the first
+    (``Fitted.extra``).
     """
 
     name = "steerage-pareto"
@@ -49,97 +52,98 @@ class ParetoStrategy(GuidedStrategy):
         super().__init__(space, plan, **options)
         self.trained = tuple(trained)
         self.computed, self.n_computed = computed, n_computed
-        self.extra_models = [BoostedEnsemble(n_members=self.model.n_members,
-                                             n_estimators=self.model.n_estimators,
-                                             learning_rate=self.model.learning_rate,
-                                             seed=self.seed + 1 + i)
-                             for i in range(len(self.trained) - 1)]
-        self._weights = None
 
     # ------------------------------------------------------------------ objectives
-    def _objective_matrix(self, records) -> np.ndarray:
-        """(m, objectives) signed values of records: trained ones, then computed ones."""
-        trained = np.array([[r.values.get(name, r.label if i == 0 else np.nan)
-                             for i, name in enumerate(self.trained)] for r in records])
+    def _objectives(self, values: Sequence[dict], labels: Sequence[float],
+                    codes: np.ndarray) -> np.ndarray:
+        """(m, objectives) signed values: trained ones, then computed ones."""
+        trained = np.array([[value.get(name, label if i == 0 else np.nan)
+                             for i, name in enumerate(self.trained)]
+                            for value, label in zip(values, labels)])
         if not self.n_computed:
             return trained
-        return np.hstack([trained, self._costs(np.array([r.codes for r in records]))])
+        return np.hstack([trained, self._costs(codes)])
 
     def _costs(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(self.computed(codes), dtype=float).reshape(len(codes), -1)
 
+    def _front_rows(self, values: Sequence[dict], labels: Sequence[float],
+                    codes: np.ndarray) -> np.ndarray:
+        """Indices of the rows no other row dominates (rows with every trained
+        objective finite)."""
+        known = np.flatnonzero([all(np.isfinite(v.get(n, label)) for n in self.trained)
+                                for v, label in zip(values, labels)])
+        if not len(known):
+            return known
+        matrix = self._objectives([values[i] for i in known], [labels[i] for i in known],
+                                  codes[known])
+        return known[non_dominated(matrix)]
+
     def front(self, history: History) -> list:
         """The completed records no other completed record dominates."""
-        done = [r for r in history.completed()
-                if all(np.isfinite(r.values.get(n, r.label)) for n in self.trained)]
+        done = history.completed()
         if not done:
             return []
-        return [done[i] for i in non_dominated(self._objective_matrix(done))]
+        rows = self._front_rows([r.values for r in done], [r.label for r in done],
+                                np.array([r.codes for r in done]))
+        return [done[i] for i in rows]
 
     # ------------------------------------------------------------------ model
-    def _follow(self, history: History) -> None:
-        before = self._fitted_on
-        super()._follow(history)  # the first trained objective, candidates, leaders
-        if self._fitted_on == before or not self.extra_models:
-            return
-        done = history.completed()
-        codes = np.array([r.codes for r in done])
-        X = self.features(codes)
-        weights = _fidelity_weights(np.array([r.fidelity for r in done], dtype=float))
-        for model, name in zip(self.extra_models, self.trained[1:]):
-            values = np.array([r.values.get(name, np.nan) for r in done])
+    def _refit_extra(self, snapshot: Snapshot, X: np.ndarray, weights: np.ndarray) -> tuple:
+        """One ensemble per further trained objective, fitted where it has 3 values."""
+        models = []
+        for i, name in enumerate(self.trained[1:]):
+            model = BoostedEnsemble(n_members=self.n_members, n_estimators=self.n_estimators,
+                                    learning_rate=self.learning_rate, seed=self.seed + 1 + i)
+            values = np.array([value.get(name, np.nan) for value in snapshot.values])
             finite = np.isfinite(values)
             if finite.sum() >= 3:
                 model.fit(X[finite], _normal_scores(values[finite]), weights[finite])
+            models.append(model)
+        return tuple(models)
 
-    def _refresh(self, history: History, codes=None, labels=None) -> None:
-        """Rebuild the candidates around the Pareto front (not only the best label)."""
-        super()._refresh(history, codes, labels)
-        front = self.front(history)
+    def _leaders(self, model, snapshot: Snapshot, rng: np.random.Generator) -> np.ndarray:
+        """The best by the first objective, and members of the Pareto front (at most
+        ``MAX_FRONT_LEADERS``, drawn at random)."""
+        best = super()._leaders(model, snapshot, rng)
+        front = self._front_rows(snapshot.values, snapshot.labels, snapshot.codes)
         if len(front) > MAX_FRONT_LEADERS:
-            picks = self._rng.choice(len(front), MAX_FRONT_LEADERS, replace=False)
-            front = [front[i] for i in sorted(picks)]
-        if front:
-            self._add_local(history, np.array([r.codes for r in front]))
+            front = np.sort(rng.choice(front, MAX_FRONT_LEADERS, replace=False))
+        return np.concatenate([best, snapshot.codes[front]]) if len(front) else best
 
     # ------------------------------------------------------------------ acquisition
-    def _pick(self, history: History, exploit: bool):
+    def _pick(self, history: History, fitted: Fitted, exploit: bool):
         """ParEGO: a fresh weight vector per proposal, one member's utilities."""
-        cands = self.candidates
-        if not len(cands):
-            self._refresh(history)
-            cands = self.candidates
-            if not len(cands):
-                return None
-        live = np.array([not history.seen(row.tobytes()) for row in cands.codes], bool)
-        if not live.any():
+        candidates, live = self._live_candidates(history, fitted)
+        if not len(candidates):
             return None
-        member = None if exploit else int(self._rng.integers(self.model.n_members))
-        utilities = self._utilities(history, cands.codes, member)
+        member = None if exploit else int(self._rng.integers(self.n_members))
+        utilities = self._utilities(history, fitted, candidates, member)
         n_objectives = utilities.shape[1]
         weights = self._rng.dirichlet(np.ones(n_objectives))
         deficit = weights * (1.0 - utilities)
         score = -(deficit.max(axis=1) + RHO * deficit.sum(axis=1))
         best = int(np.argmax(np.where(live, score, -np.inf)))
-        return cands.codes[best].copy(), self._unwarp(float(cands.predictions[:, best].mean()))
+        return (candidates.codes[best].copy(),
+                fitted.unwarp(float(candidates.predictions[:, best].mean())))
 
-    def _utilities(self, history: History, codes: np.ndarray,
+    def _utilities(self, history: History, fitted: Fitted, candidates: CandidateSet,
                    member: int | None) -> np.ndarray:
         """(candidates, objectives) utilities in [0, 1], higher better."""
-        first = (self.candidates.predictions.mean(axis=0) if member is None
-                 else self.candidates.predictions[member])
+        first = (candidates.predictions.mean(axis=0) if member is None
+                 else candidates.predictions[member])
         columns = [norm.cdf(first)]
-        X = self.features(codes) if self.extra_models else None
-        for model in self.extra_models:
-            if not model.members_ or model.members_[0] is None:
-                columns.append(np.full(len(codes), 0.5))
+        X = self.features(candidates.codes) if fitted.extra else None
+        for model in fitted.extra:
+            if not model.members_:
+                columns.append(np.full(len(candidates), 0.5))
                 continue
             predicted = (model.predict_members(X).mean(axis=0) if member is None
                          else model.predict_member(member, X))
             columns.append(norm.cdf(predicted))
         if self.n_computed:
             known = np.array([r.codes for r in history.records])
-            costs = self._costs(np.concatenate([codes, known]))
+            costs = self._costs(np.concatenate([candidates.codes, known]))
             ranks = np.column_stack([rankdata(c) for c in costs.T]) / len(costs)
-            columns.extend(ranks[: len(codes)].T)
+            columns.extend(ranks[: len(candidates)].T)
         return np.column_stack(columns)

@@ -22,6 +22,7 @@ Decisions for small samples (the search fits it on 5-400 observations):
 
 from __future__ import annotations
 
+import copy
 
 import lightgbm as lgb
 import numpy as np
@@ -92,6 +93,15 @@ class BoostedEnsemble:
                                               keep_training_booster=True)
         self.n_fitted_ = n
         return self
+
+    def copy(self) -> "BoostedEnsemble":
+        """A copy whose later ``fit`` leaves this ensemble as it is (the fitted
+        boosters, which ``fit`` replaces and never changes, are shared)."""
+        twin = copy.copy(self)
+        twin.members_ = list(self.members_)
+        if hasattr(self, "standardisation_"):
+            twin.standardisation_ = list(self.standardisation_)
+        return twin
 
     def predict_members(self, X: np.ndarray) -> np.ndarray:
         """``(n_members, m)`` predictions, clipped to the plausible range."""
