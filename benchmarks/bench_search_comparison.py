@@ -34,7 +34,7 @@ benchmarks/data/search_comparison_runs.csv and writes the "SteerageSearcher vs r
 search vs Optuna TPE" section of benchmarks/RESULTS.md (other sections are kept).
 
     python benchmarks/bench_search_comparison.py [--budget 60] [--seeds 0 1 2 3 4]
-        [--datasets mnist1d] [--epochs 15] [--no-write]
+        [--datasets mnist1d] [--epochs 15] [--no-write] [--report-only]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ import pandas as pd
 import ray
 import torch
 from ray import tune
+from scipy.stats import mannwhitneyu
 from ray.tune.search import Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
@@ -180,10 +181,19 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
             "idle_fraction": idle}
 
 
+def with_idle_per_trial(runs: pd.DataFrame) -> pd.DataFrame:
+    """Adds idle slot-seconds per trained architecture: the idle share alone favours a
+    searcher whose trials are long (Tune's own per-trial overhead, about 0.1-0.2 s
+    here, is a larger share of a short trial)."""
+    idle = runs["train_seconds"] * runs["idle_fraction"] / (1 - runs["idle_fraction"])
+    return runs.assign(idle_seconds_per_trial=idle / runs["budget"])
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, searcher)."""
     scores = ["best_val_acc", "test_acc_of_best", "final_val_acc", "final_test_acc",
-              "mean_val_acc", "distinct", "wall_seconds", "idle_fraction"]
+              "mean_val_acc", "distinct", "wall_seconds", "idle_fraction",
+              "idle_seconds_per_trial"]
     grouped = runs.groupby(["dataset", "searcher"], sort=False)[scores]
     table = grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
     table["seeds"] = grouped.size().to_numpy()
@@ -203,12 +213,36 @@ def summary_table(table: pd.DataFrame) -> str:
              mean_std(row, "best_val_acc"), mean_std(row, "test_acc_of_best"),
              mean_std(row, "final_val_acc"), mean_std(row, "final_test_acc"),
              mean_std(row, "mean_val_acc"), mean_std(row, "distinct", 1.0, 1),
-             mean_std(row, "wall_seconds", 1.0, 0), mean_std(row, "idle_fraction", 100.0, 1)]
+             mean_std(row, "wall_seconds", 1.0, 0), mean_std(row, "idle_fraction", 100.0, 1),
+             mean_std(row, "idle_seconds_per_trial", 1.0, 2)]
             for _, row in table.iterrows()]
     return markdown_table(["dataset", "searcher", "seeds", "best val acc %",
                            "test acc % of best-by-val", "final pick val %",
                            "final pick test %", "mean val acc % of all trials",
-                           "distinct architectures", "wall s per run", "idle %"], rows)
+                           "distinct architectures", "wall s per run", "idle %",
+                           "idle s per trial"], rows)
+
+
+COMPARED = [("best_val_acc", "best val acc %", 100.0), ("test_acc_of_best",
+            "test acc % of best-by-val", 100.0), ("wall_seconds", "wall s", 1.0),
+            ("idle_fraction", "idle %", 100.0), ("idle_seconds_per_trial",
+                                                 "idle s per trial", 1.0)]
+
+
+def versus_table(runs: pd.DataFrame, peer: str = "optuna_tpe") -> str:
+    """Steerage against ``peer`` per dataset: medians and a two-sided Mann-Whitney U
+    test over the seeds."""
+    rows = []
+    for dataset, group in runs.groupby("dataset", sort=False):
+        ours, theirs = (group[group["searcher"] == name] for name in ("steerage", peer))
+        if ours.empty or theirs.empty:
+            continue
+        for column, label, scale in COMPARED:
+            p = mannwhitneyu(ours[column], theirs[column], alternative="two-sided").pvalue
+            rows.append([dataset, label, f"{scale * ours[column].median():.2f}",
+                         f"{scale * theirs[column].median():.2f}", f"{p:.3f}"])
+    return markdown_table(["dataset", "measure", "steerage median", f"{peer} median",
+                           "Mann-Whitney p"], rows)
 
 
 def runs_table(runs: pd.DataFrame) -> str:
@@ -218,11 +252,12 @@ def runs_table(runs: pd.DataFrame) -> str:
     rows = [[row["dataset"], row["searcher"], str(row["seed"]), percent(row["best_val_acc"]),
              percent(row["test_acc_of_best"]), percent(row["final_val_acc"]),
              percent(row["final_test_acc"]), str(row["distinct"]), str(row["diverged"]),
-             f"{row['wall_seconds']:.0f}", f"{100 * row['idle_fraction']:.1f}"]
+             f"{row['wall_seconds']:.0f}", f"{100 * row['idle_fraction']:.1f}",
+             f"{row['idle_seconds_per_trial']:.2f}"]
             for _, row in runs.iterrows()]
     return markdown_table(["dataset", "searcher", "seed", "best val %", "test % of best",
                            "final pick val %", "final pick test %", "distinct", "diverged",
-                           "wall s", "idle %"], rows)
+                           "wall s", "idle %", "idle s per trial"], rows)
 
 
 def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
@@ -263,7 +298,17 @@ def main() -> None:
                              "mnist1d 15)")
     parser.add_argument("--no-write", action="store_true",
                         help="do not touch RESULTS.md or the runs CSV")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the RESULTS.md section from the runs CSV, no runs")
     args = parser.parse_args()
+    if args.report_only:
+        runs = pd.read_csv(RUNS_CSV)
+        args.budget, args.seeds = int(runs["budget"].iloc[0]), sorted(runs["seed"].unique())
+        args.datasets = list(runs["dataset"].unique())
+        epochs = [int(runs.loc[runs["dataset"] == name, "epochs"].iloc[0])
+                  for name in args.datasets]
+        report(runs, args, epochs, runs["wall_seconds"].sum(), "the sum of the runs' walls")
+        return
     epochs = args.epochs or [DEFAULT_EPOCHS.get(name, 10) for name in args.datasets]
     if len(epochs) != len(args.datasets):
         parser.error(f"--epochs needs one value per dataset ({len(args.datasets)}), "
@@ -286,24 +331,34 @@ def main() -> None:
                         f"idle {100 * row['idle_fraction']:.1f} %",
                       flush=True)
     ray.shutdown()
-    total = time.perf_counter() - began
     runs = pd.DataFrame(runs)
-    defaults = (args.budget == 60 and args.seeds == [0, 1, 2, 3, 4]
+    if not args.no_write:
+        RUNS_CSV.parent.mkdir(exist_ok=True)
+        runs.to_csv(RUNS_CSV, index=False, float_format="%.6g")
+    report(runs, args, epochs, time.perf_counter() - began, "in total")
+
+
+def report(runs: pd.DataFrame, args: argparse.Namespace, epochs: list[int],
+           seconds: float, how: str) -> None:
+    """Print the section and (unless --no-write) write it to RESULTS.md."""
+    runs = with_idle_per_trial(runs)
+    datasets = [load_dataset(name) for name in args.datasets]
+    defaults = (args.budget == 60 and list(args.seeds) == [0, 1, 2, 3, 4]
                 and args.datasets == ["mnist1d"] and epochs == [DEFAULT_EPOCHS["mnist1d"]])
     command = "python benchmarks/bench_search_comparison.py" + ("" if defaults else (
         f" --budget {args.budget} --seeds {' '.join(map(str, args.seeds))} --datasets "
         f"{' '.join(args.datasets)} --epochs {' '.join(map(str, epochs))}"))
     section = "\n".join([
         SECTION, "",
-        f"`{command}` on {today()}, {total / 60:.1f} min wall in total. Machine: "
+        f"`{command}` on {today()}, {seconds / 60:.1f} min wall ({how}). Machine: "
         f"{machine()}.", "",
         settings_text(datasets, epochs, args.budget, args.seeds), "",
         summary_table(aggregate(runs)), "",
+        "Steerage against Optuna TPE (medians over the seeds, two-sided Mann-Whitney U):",
+        "", versus_table(runs), "",
         "Every run:", "", runs_table(runs), ""])
     print("\n" + section)
     if not args.no_write:
-        RUNS_CSV.parent.mkdir(exist_ok=True)
-        runs.to_csv(RUNS_CSV, index=False, float_format="%.6g")
         write_section(SECTION, section)
         print(f"wrote {RUNS_CSV} and the '{SECTION[3:]}' section of {RESULTS}")
 

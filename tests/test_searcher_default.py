@@ -71,6 +71,27 @@ def test_same_seed_same_proposals_other_seed_differs(in_flight):
     assert [c for _, c in first] != [c for _, c in other]
 
 
+def test_every_fifth_guided_proposal_is_the_next_unseen_design_point():
+    searcher = make_searcher(budget=40, seed=2)
+    proposals, running, _ = drive(searcher, max_in_flight=1)
+    finish(searcher, running)
+    space, plan = searcher.space, searcher.plan
+    strategy = searcher._strategy
+    assert (strategy.explore_every, strategy.break_ties) == (5, True)
+    pool = [space.key(config) for config in space.sobol(2048, 2)]
+    seen, explored = set(), 0
+    for position, (_, config) in enumerate(proposals):
+        key = space.key({name: config[name] for name in space.names})
+        guided = plan.initial <= position < plan.total - plan.final
+        if guided and (position - plan.initial) % 5 == 4:
+            assert key == next(k for k in pool if k not in seen), position
+            explored += 1
+        seen.add(key)
+    assert explored == (plan.total - plan.final - plan.initial) // 5 >= 6
+    predicted = searcher.observations["predicted"].iloc[plan.initial:]
+    assert predicted.notna().all()  # explored points are predicted too (Kendall tau)
+
+
 @pytest.mark.parametrize("max_concurrent, behind", [(1, 0), (3, 1)])
 def test_proposals_wait_for_the_newest_refit_only_at_concurrency_one(max_concurrent, behind):
     """At max_concurrent=1 a proposal uses the model of every result; otherwise the

@@ -123,7 +123,7 @@ class ParetoStrategy(GuidedStrategy):
         weights = self._rng.dirichlet(np.ones(n_objectives))
         deficit = weights * (1.0 - utilities)
         score = -(deficit.max(axis=1) + RHO * deficit.sum(axis=1))
-        best = int(np.argmax(np.where(live, score, -np.inf)))
+        best = self._argmax(np.where(live, score, -np.inf))
         return (candidates.codes[best].copy(),
                 fitted.unwarp(float(candidates.predictions[:, best].mean())))
 
