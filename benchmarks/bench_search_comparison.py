@@ -307,7 +307,8 @@ def main() -> None:
         args.datasets = list(runs["dataset"].unique())
         epochs = [int(runs.loc[runs["dataset"] == name, "epochs"].iloc[0])
                   for name in args.datasets]
-        report(runs, args, epochs, runs["wall_seconds"].sum(), "the sum of the runs' walls")
+        report(runs, args, [load_dataset(name) for name in args.datasets], epochs,
+               runs["wall_seconds"].sum(), "the sum of the runs' walls")
         return
     epochs = args.epochs or [DEFAULT_EPOCHS.get(name, 10) for name in args.datasets]
     if len(epochs) != len(args.datasets):
@@ -335,14 +336,13 @@ def main() -> None:
     if not args.no_write:
         RUNS_CSV.parent.mkdir(exist_ok=True)
         runs.to_csv(RUNS_CSV, index=False, float_format="%.6g")
-    report(runs, args, epochs, time.perf_counter() - began, "in total")
+    report(runs, args, datasets, epochs, time.perf_counter() - began, "in total")
 
 
-def report(runs: pd.DataFrame, args: argparse.Namespace, epochs: list[int],
-           seconds: float, how: str) -> None:
+def report(runs: pd.DataFrame, args: argparse.Namespace, datasets: list[Dataset],
+           epochs: list[int], seconds: float, how: str) -> None:
     """Print the section and (unless --no-write) write it to RESULTS.md."""
     runs = with_idle_per_trial(runs)
-    datasets = [load_dataset(name) for name in args.datasets]
     defaults = (args.budget == 60 and list(args.seeds) == [0, 1, 2, 3, 4]
                 and args.datasets == ["mnist1d"] and epochs == [DEFAULT_EPOCHS["mnist1d"]])
     command = "python benchmarks/bench_search_comparison.py" + ("" if defaults else (

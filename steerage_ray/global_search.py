@@ -291,13 +291,13 @@ def resume_global_search(path: str, dataset: Dataset | str | Mapping, *,
     for message in release_held_messages():
         logger.warning(message)
     _quiet_snapshot_warning()
-    planned = _saved_searcher(path).plan.total
+    location = storage.local_storage_path(path) if filesystem else path
+    planned = _saved_searcher(location).plan.total
     for restart in range(MAX_RESTARTS + 1):
         try:
             with _patient_restore():
                 grid = _fit(tune.Tuner.restore(
-                    storage.local_storage_path(path) if filesystem else path,
-                    trainable=trainable, resume_unfinished=True,
+                    location, trainable=trainable, resume_unfinished=True,
                     storage_filesystem=filesystem), planned)
             break
         except TrialLost as lost:

@@ -264,9 +264,7 @@ class GuidedStrategy:
         targets = _normal_scores(snapshot.labels)
         order = np.argsort(targets, kind="stable")
         weights = _fidelity_weights(snapshot.fidelity)
-        model = BoostedEnsemble(n_members=self.n_members, n_estimators=self.n_estimators,
-                                learning_rate=self.learning_rate, seed=self.seed) \
-            if previous is None else previous.model.copy()
+        model = self._ensemble(self.seed) if previous is None else previous.model.copy()
         members, next_member = self._members_to_refit(previous, snapshot.n)
         model.fit(X, targets, weights, members=members)
         extra = self._refit_extra(snapshot, X, weights)
@@ -285,6 +283,11 @@ class GuidedStrategy:
             refreshed_on = previous.refreshed_on
         return Fitted(snapshot.n, model, candidates, (targets[order], snapshot.labels[order]),
                       refreshed_on, next_member, time.perf_counter() - started, extra)
+
+    def _ensemble(self, seed: int) -> BoostedEnsemble:
+        """An unfitted ensemble with the strategy's settings."""
+        return BoostedEnsemble(n_members=self.n_members, n_estimators=self.n_estimators,
+                               learning_rate=self.learning_rate, seed=seed)
 
     def _members_to_refit(self, previous: Fitted | None, n: int) -> tuple[list[int], int]:
         """Every member while the sample is small, then ``members_per_update`` in turn."""

@@ -28,7 +28,6 @@ from steerage_ray.pareto import non_dominated
 from steerage_ray.strategies.candidates import CandidateSet
 from steerage_ray.strategies.guided import Fitted, GuidedStrategy, Snapshot, _normal_scores
 from steerage_ray.strategies.history import History
-from steerage_ray.strategies.surrogate import BoostedEnsemble
 
 RHO = 0.05  # weight of the sum in the augmented Chebyshev scalarisation
 MAX_FRONT_LEADERS = 12
@@ -93,8 +92,7 @@ class ParetoStrategy(GuidedStrategy):
         """One ensemble per further trained objective, fitted where it has 3 values."""
         models = []
         for i, name in enumerate(self.trained[1:]):
-            model = BoostedEnsemble(n_members=self.n_members, n_estimators=self.n_estimators,
-                                    learning_rate=self.learning_rate, seed=self.seed + 1 + i)
+            model = self._ensemble(self.seed + 1 + i)
             values = np.array([value.get(name, np.nan) for value in snapshot.values])
             finite = np.isfinite(values)
             if finite.sum() >= 3:
