@@ -35,7 +35,8 @@ def write_section(heading: str, text: str, path: Path = RESULTS) -> None:
         current = file.read() or _HEADER
         pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
         if pattern.search(current):
-            updated = pattern.sub(lambda _: text, current, count=1)
+            section = text.rstrip("\n") + "\n\n"  # a blank line before the next heading
+            updated = pattern.sub(lambda _: section, current, count=1).rstrip("\n") + "\n"
         else:
             updated = current.rstrip("\n") + "\n\n" + text
         file.seek(0)

@@ -136,7 +136,12 @@ def report(results: list[dict], n: int, batch_size: int, statistic: str) -> str:
         f"the plain ChamNet sum of entries without the overhead term. Kendall tau "
         f"compares the estimate's ranking with the measured one (in brackets: FLOPs' "
         f"ranking, for reference). Rows per architecture: "
-        f"`benchmarks/data/latency_<family>_cpu_{statistic}.csv`.\n\n{table}\n")
+        f"`benchmarks/data/latency_<family>_cpu_{statistic}.csv`.\n\n{table}\n\n"
+        f"The error depends on a quiet machine more than on the table: on 2026-11-29, "
+        f"with other benchmarks running beside it, the same script gave a median APE of "
+        f"20.4 % (ffnn) and 16.0 % (lenet), and seven of its one-layer FFNNs measured "
+        f"22-38 us there against 14-17 us when timed again alone. Profile on a machine "
+        f"at rest.\n\n")
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ benchmarks/data/paper_tables_runs.csv and the "Paper tables" section of
 benchmarks/RESULTS.md.
 
     python benchmarks/bench_paper_tables.py [--quick] [--seeds 0 1 2]
-        [--algorithms steerage paper] [--settings digits wine ...] [--report-only]
+        [--algorithms steerage paper] [--settings digits wine ...] [--report-only] [--merge]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import torch
 
 from steerage_ray.experiment import parse_experiment
 from steerage_ray.models import build_ffnn, count_flops, count_params
+from steerage_ray.pareto import select_point
 from steerage_ray.run import ExperimentDir, resume_experiment, run_experiment
 from steerage_ray.run.inputs import load_experiment_data, training_settings
 from steerage_ray.training import train_model
@@ -91,11 +92,13 @@ SETTINGS = {
 }
 FFNN_SETTINGS = [name for name, s in SETTINGS.items() if s["family"] == "ffnn"]
 QUICK = dict(settings=["digits", "digits_images"], seeds=[0], budget=10, ls_iterations=8)
+AT_BASELINE = "STEERAGE (GS+LS, at baseline accuracy)"
 METHODS = ("Baseline", "STEERAGE (GS)", "STEERAGE (GS+LS, most accurate)",
-           "STEERAGE (GS+LS, compact)")
+           "STEERAGE (GS+LS, compact)", AT_BASELINE)
 SHORT = {"Baseline": "Baseline", "STEERAGE (GS)": "GS",
          "STEERAGE (GS+LS, most accurate)": "GS+LS most accurate",
-         "STEERAGE (GS+LS, compact)": "GS+LS compact"}
+         "STEERAGE (GS+LS, compact)": "GS+LS compact",
+         AT_BASELINE: "GS+LS at baseline accuracy"}
 PHASES = ("baseline", "global_search", "local_search")
 
 
@@ -186,6 +189,14 @@ def run_rows(setting: str, algorithm: str, seed: int, path: Path) -> list[dict]:
                          test_acc=row.test_acc, params=row.params, flops=row.flops,
                          bits=row_bits, quant_test_acc=quant,
                          size_kb=row.params * row_bits / 8 / 1000))
+    matching = pareto[pareto["val_acc"] >= baseline["val_acc"]]
+    if len(matching):  # the paper's claim: as accurate as the baseline, how much smaller
+        point = select_point(matching, tolerance=1.0)
+        rows.append(dict(common, method=AT_BASELINE, point=f"{point.scheme}:{point.step}",
+                         val_acc=point.val_acc, test_acc=point.test_acc,
+                         params=point.params, flops=point.flops, bits=bits,
+                         quant_test_acc=point.quant_test_acc,
+                         size_kb=point.params * bits / 8 / 1000))
     if SETTINGS[setting]["family"] == "ffnn":
         wide = wide_baseline(run_dir)
         rows.append(dict(common, method="Baseline [4d, 2d]", point="-",
@@ -345,6 +356,26 @@ def targets(runs: pd.DataFrame) -> list[list[str]]:
                         "met" if ok else "MISSED" + (
                             f" (accuracy by {-0.3 - delta:.2f} points)" if delta < -0.3
                             else "") + (f" (FLOPs: {ratio:.1f}x < 5x)" if ratio < 5 else "")])
+        for setting in [s for s in ("mnist1d", "digits", "digits_images") if s in settings]:
+            column = "flops" if setting == "digits_images" else "params"
+            found = runs[(runs["setting"] == setting) & (runs["method"] == AT_BASELINE)
+                         & (runs["algorithm"] == algorithm)]
+            seeds = runs[(runs["setting"] == setting) & (runs["algorithm"] == algorithm)
+                         ]["seed"].nunique()
+            if found.empty:
+                measured = "no Pareto point reached the baseline's validation accuracy"
+            else:  # against the baseline of the same seeds
+                baseline = runs[(runs["setting"] == setting) & (runs["method"] == "Baseline")
+                                ].drop_duplicates("seed").set_index("seed")["test_acc"]
+                delta = 100 * (found.set_index("seed")["test_acc"]
+                               - baseline.loc[found["seed"]]).mean()
+                ratio = compression(runs, setting, AT_BASELINE, algorithm, "Baseline", column)
+                measured = (f"{delta:+.2f} test points, {ratio:.1f}x fewer {column} "
+                            f"({len(found)} of {seeds} seeds)")
+            base = "LeNet-5" if setting == "digits_images" else "the MLP [2d, d]"
+            out.append([algorithm, f"for reference (not a target): {SETTINGS[setting]['label']}"
+                        f", GS+LS at baseline accuracy vs {base}",
+                        measured, "-"])
         better = [(s, 100 * (mean(s, "STEERAGE (GS+LS, most accurate)", algorithm)
                              - mean(s, "STEERAGE (GS)", algorithm))) for s in settings]
         good = sum(d >= 0 for _, d in better)
@@ -364,7 +395,8 @@ def report(runs: pd.DataFrame, args: argparse.Namespace, wall: float | None) -> 
         f"{today()}. Machine: {torch.get_num_threads()} torch threads / {cpu_model()}, "
         f"{ram_gib() or 0:.0f} GiB RAM, no GPU, shared with other jobs; Python "
         f"{platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}."
-        + (f" Wall time of the whole script: {wall / 3600:.1f} h." if wall else ""),
+        + (f" Wall time of the script's last invocation: {wall / 3600:.1f} h." if wall
+           else ""),
         "",
         "Every number is mean ± sd over seeds "
         f"{', '.join(map(str, seeds))} (the seed sets the data split, the searches and the "
@@ -381,7 +413,9 @@ def report(runs: pd.DataFrame, args: argparse.Namespace, wall: float | None) -> 
         "(Algorithms 1-2 in rounds). GS = the architecture with the best validation "
         "accuracy among those global search trained; GS+LS most accurate / compact = the "
         "summary's two local-search picks (validation only; compact = smallest Pareto "
-        "point within 0.5 validation points of the most accurate). Baselines: the MLP "
+        "point within 0.5 validation points of the most accurate); GS+LS at baseline "
+        "accuracy = the smallest local-search Pareto point whose validation accuracy is at "
+        "least the baseline's (a seed where none is has no such row). Baselines: the MLP "
         "[2d, d] of the run (d = input features) and, for reference, the MLP [4d, 2d] "
         "trained with the same settings; LeNet-5 layout for 8x8 images. Test splits: "
         "digits 360 (0.28 points per example), wine 36 (2.8), breast cancer 114 (0.88), "
@@ -435,6 +469,16 @@ def collect(runs_dir: Path, settings, algorithms, seeds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def merged(stored: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus the stored rows of every run (setting, mode, seed) not in ``runs``."""
+    run_key = ["setting", "algorithm", "seed"]
+    if runs.empty:
+        return stored
+    fresh = set(map(tuple, runs[run_key].itertuples(index=False)))
+    keep = [tuple(key) not in fresh for key in stored[run_key].itertuples(index=False)]
+    return pd.concat([stored[keep], runs], ignore_index=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -446,6 +490,9 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true",
                         help="only collect the finished runs and write the tables")
+    parser.add_argument("--merge", action="store_true",
+                        help=f"keep the rows of {RUNS_CSV.name} for runs not collected now "
+                             "(e.g. add the paper mode to the default mode's runs)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -460,6 +507,8 @@ def main() -> None:
                 for algorithm in args.algorithms:
                     run_one(setting, algorithm, seed, runs_dir, args.quick)
     runs = collect(runs_dir, args.settings, args.algorithms, args.seeds)
+    if args.merge and RUNS_CSV.exists():
+        runs = merged(pd.read_csv(RUNS_CSV), runs)
     if runs.empty:
         print("no finished runs")
         return

@@ -10,7 +10,8 @@ same trainable (``make_trainable``), the same epochs and trial seed, 1 CPU per t
 - ``steerage``: ``global_search(objectives=["val_acc:max", "params:min"])``
   (SteerageSearcher's Pareto strategy; params computed exactly by ``ArchitectureCosts``);
 - ``optuna_nsga2``: ``OptunaSearch(metric=["val_acc", "params"], mode=["max", "min"],
-  sampler=optuna.samplers.NSGAIISampler(seed=seed))``;
+  sampler=optuna.samplers.NSGAIISampler(seed=seed))`` (made picklable for Tune,
+  see ``NSGAIISampler`` below);
 - ``optuna_motpe``: the same with ``optuna.samplers.TPESampler(seed=seed)`` (Optuna's
   multi-objective TPE);
 - ``random``: Tune's ``BasicVariantGenerator(random_state=seed)``.
@@ -38,6 +39,7 @@ import argparse
 import math
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -126,12 +128,25 @@ def run_steerage(dataset, space, budget, epochs, seed, storage_path) -> pd.DataF
     return trial_frame(result.result_grid, space)
 
 
+class NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler, picklable: since Optuna 5.1 it holds a thread lock,
+    which Tune cannot pickle when it saves the experiment. The lock is left out of the
+    pickle and made anew on loading; the algorithm and its defaults are Optuna's."""
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
 def peer_searcher(kind: str, space: SearchSpace, seed: int):
     """The peer's Tune searcher, its library defaults; the Optuna ones hold the space
     and the two objectives (Tune's single metric must not replace the list)."""
     if kind == "random":
         return variant_generator(random_state=seed)
-    sampler = (optuna.samplers.NSGAIISampler(seed=seed) if kind == "optuna_nsga2"
+    sampler = (NSGAIISampler(seed=seed) if kind == "optuna_nsga2"
                else optuna.samplers.TPESampler(seed=seed))
     return OptunaSearch(space=OptunaSearch.convert_search_space(to_tune(space)),
                         metric=["val_acc", "params"],

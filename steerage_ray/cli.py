@@ -319,12 +319,17 @@ def main(argv: list[str] | None = None) -> int:
                                                front=args.front)
             print(f"wrote {path}")
         elif args.command == "profile-latency":
+            from steerage_ray.latency import busy_warning
             from steerage_ray.run.latency import profile_experiment_latency, summary_line
 
-            print(summary_line(*profile_experiment_latency(
+            path, table = profile_experiment_latency(
                 family=args.family, device=args.device, batch_size=args.batch_size,
                 experiment=args.experiment, output=args.output, threads=args.threads,
-                input_shape=_shape(args.input_shape), n_classes=args.n_classes)))
+                input_shape=_shape(args.input_shape), n_classes=args.n_classes)
+            print(summary_line(path, table))
+            warning = busy_warning(table)
+            if warning:
+                print(f"steerage: warning: {warning}", file=sys.stderr)
     except ValueError as error:  # includes ExperimentError and every input check
         _error(error)
         return EXIT_USAGE

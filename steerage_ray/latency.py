@@ -32,6 +32,7 @@ import copy
 import datetime
 import json
 import math
+import os
 import platform
 import re
 import statistics
@@ -56,9 +57,9 @@ from steerage_ray.space import SearchSpace
 from steerage_ray.space.dimensions import Categorical, Choice, Float
 from steerage_ray.training import torch_threads
 
-__all__ = ["DEVICES", "LatencyTable", "check_device", "estimate_latency", "layer_module",
-           "load_table", "measure_latency", "profile_latency", "space_layers",
-           "table_filename"]
+__all__ = ["DEVICES", "LatencyTable", "busy_warning", "check_device", "estimate_latency",
+           "layer_module", "load_table", "measure_latency", "profile_latency",
+           "space_layers", "table_filename"]
 
 DEVICES = ("cpu", "cuda")
 FORMAT = "steerage-latency-table"
@@ -489,6 +490,7 @@ def profile_latency(family: str, space: SearchSpace, input_shape: Sequence[int],
     layers = space_layers(family, space, input_shape, n_classes)
     measured, sampled = _sample_first_axis(layers, max_points)
     started = time.perf_counter()
+    load_before = _load_average()
     entries = {}
     with torch_threads(threads):
         torch.manual_seed(seed)
@@ -516,8 +518,34 @@ def profile_latency(family: str, space: SearchSpace, input_shape: Sequence[int],
         "max_points": max_points, "calibration_models": calibration,
         "calibration_gaps_s": gaps, "seed": seed,
         "build_seconds": round(time.perf_counter() - started, 3),
+        "load_average": [load_before, _load_average()],
     }
     return table
+
+
+def busy_warning(table: LatencyTable) -> str | None:
+    """A warning when the CPU was busy with other work while a CPU table was timed (the
+    1-minute load average above the table's own threads by more than one), else None.
+    A busy core slows sub-millisecond forward passes unevenly: on this project's
+    2-core machine, tables timed beside other benchmarks missed end-to-end latency
+    by a median of 16-20 % against 3-4 % at rest."""
+    loads = [load for load in table.info.get("load_average") or () if load is not None]
+    if table.device != "cpu" or not loads:
+        return None
+    busiest = max(loads)
+    if busiest <= table.info.get("threads", 1) + 1:
+        return None
+    return (f"the machine was busy while the table was timed (load average {busiest:.1f} "
+            f"with {table.info.get('threads', 1)} timing thread(s)): its latencies are "
+            "inflated unevenly; profile again when nothing else runs")
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average, where the platform has one."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _sample_first_axis(layers: list[Layer], max_points: int) -> tuple[list[Layer], int]:

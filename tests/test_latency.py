@@ -12,8 +12,8 @@ import torch
 
 from steerage_ray.cli import main
 from steerage_ray.complexity_estimate import Layer, config_layers, estimate_complexity
-from steerage_ray.latency import (LatencyTable, _sample_first_axis, estimate_latency,
-                                  layer_module, load_table, measure_latency,
+from steerage_ray.latency import (LatencyTable, _sample_first_axis, busy_warning,
+                                  estimate_latency, layer_module, load_table, measure_latency,
                                   profile_latency, space_layers, table_filename)
 from steerage_ray.models import build_model, count_dense_params
 from steerage_ray.run import latency as run_latency
@@ -128,6 +128,7 @@ def test_profile_saves_a_table_that_round_trips(tmp_path):
     assert all(seconds > 0 for seconds in table.entries.values())
     assert table.info["threads"] == 1 and table.info["torch"] == torch.__version__
     assert len(table.info["calibration_gaps_s"]) == 2
+    assert len(table.info["load_average"]) == 2
     path = table.save(tmp_path / table_filename("ffnn", "cpu", 1))
     assert path.name == "latency-ffnn-cpu-b1.json"
     loaded = load_table(path)
@@ -139,6 +140,19 @@ def test_profile_saves_a_table_that_round_trips(tmp_path):
     path.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a steerage latency table"):
         load_table(path)
+
+
+def test_a_table_timed_on_a_busy_cpu_is_flagged():
+    def table(device, threads, loads):
+        return LatencyTable("ffnn", device, 1, {"relu(8)": 1e-6},
+                            info={"threads": threads, "load_average": loads})
+
+    assert busy_warning(table("cpu", 1, [0.4, 1.2])) is None
+    assert busy_warning(table("cpu", 2, [2.9, 2.5])) is None
+    assert "load average 3.4 with 1 timing thread" in busy_warning(table("cpu", 1, [0.5, 3.4]))
+    assert busy_warning(table("cuda", 1, [0.5, 3.4])) is None  # events time the GPU
+    assert busy_warning(table("cpu", 1, [None, None])) is None  # no load average here
+    assert busy_warning(LatencyTable("ffnn", "cpu", 1, {})) is None  # older tables
 
 
 def test_end_to_end_measurement_leaves_the_model_alone():
@@ -164,9 +178,13 @@ def test_cli_writes_the_table_into_the_directory(tiny_experiment, tmp_path, caps
     out = tmp_path / "run"
     assert main(["profile-latency", "--family", "ffnn", "-e", str(tiny_experiment),
                  "-o", str(out), "--threads", "1"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"wrote {out / 'latency-ffnn-cpu-b1.json'}")
     table = load_table(out / "latency-ffnn-cpu-b1.json")
+    # the warning of a busy machine (likely while the suite runs) goes to stderr, if any
+    assert captured.err.strip() == ("" if busy_warning(table) is None
+                                    else f"steerage: warning: {busy_warning(table)}")
     assert table.info["input_shape"] == [64] and table.info["n_classes"] == 10
     assert "linear(64,16)" in table.entries and "linear(16,10)" in table.entries
 
