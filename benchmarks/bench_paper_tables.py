@@ -54,7 +54,7 @@ import torch
 
 from steerage_ray.experiment import parse_experiment
 from steerage_ray.models import build_ffnn, count_flops, count_params
-from steerage_ray.pareto import select_point
+from steerage_ray.pareto import choose
 from steerage_ray.run import ExperimentDir, resume_experiment, run_experiment
 from steerage_ray.run.inputs import load_experiment_data, training_settings
 from steerage_ray.training import train_model
@@ -185,26 +185,27 @@ def run_rows(setting: str, algorithm: str, seed: int, path: Path) -> list[dict]:
             scheme, step = row.point.split(":")
             point = pareto[(pareto["scheme"] == scheme) & (pareto["step"] == int(step))].iloc[0]
             quant, row_bits = point["quant_test_acc"], bits
-        rows.append(dict(common, method=method, point=row.point, val_acc=row.val_acc,
-                         test_acc=row.test_acc, params=row.params, flops=row.flops,
-                         bits=row_bits, quant_test_acc=quant,
-                         size_kb=row.params * row_bits / 8 / 1000))
+        rows.append(_method_row(common, method, row.point, row._asdict(), row_bits, quant))
     matching = pareto[pareto["val_acc"] >= baseline["val_acc"]]
     if len(matching):  # the paper's claim: as accurate as the baseline, how much smaller
-        point = select_point(matching, tolerance=1.0)
-        rows.append(dict(common, method=AT_BASELINE, point=f"{point.scheme}:{point.step}",
-                         val_acc=point.val_acc, test_acc=point.test_acc,
-                         params=point.params, flops=point.flops, bits=bits,
-                         quant_test_acc=point.quant_test_acc,
-                         size_kb=point.params * bits / 8 / 1000))
+        point = choose(matching, "smallest")
+        rows.append(_method_row(common, AT_BASELINE, f"{point.scheme}:{point.step}", point,
+                                bits, point.quant_test_acc))
     if SETTINGS[setting]["family"] == "ffnn":
         wide = wide_baseline(run_dir)
-        rows.append(dict(common, method="Baseline [4d, 2d]", point="-",
-                         val_acc=wide["val_acc"], test_acc=wide["test_acc"],
-                         params=wide["params"], flops=wide["flops"], bits=32,
-                         quant_test_acc=wide["test_acc"],
-                         size_kb=wide["params"] * 32 / 8 / 1000))
+        rows.append(_method_row(common, "Baseline [4d, 2d]", "-", wide, 32, wide["test_acc"]))
     return rows
+
+
+def _method_row(common: dict, method: str, point: str, values, bits: int,
+                quant_test_acc: float) -> dict:
+    """A table row: the run's ``common`` columns and one model's accuracies and counts
+    (``values``: a mapping with ``val_acc``, ``test_acc``, ``params``, ``flops``), its
+    size in KB at ``bits`` per non-zero weight."""
+    return dict(common, method=method, point=point, val_acc=values["val_acc"],
+                test_acc=values["test_acc"], params=values["params"],
+                flops=values["flops"], bits=bits, quant_test_acc=quant_test_acc,
+                size_kb=values["params"] * bits / 8 / 1000)
 
 
 # -- tables ---------------------------------------------------------------------------------

@@ -52,10 +52,10 @@ import pandas as pd
 import ray
 import torch
 from ray import tune
-from scipy.stats import mannwhitneyu
 from ray.tune.search import Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
+from scipy.stats import mannwhitneyu
 
 from steerage_ray.data import Dataset, load_dataset
 from steerage_ray.global_search import global_search

@@ -532,11 +532,11 @@ def busy_warning(table: LatencyTable) -> str | None:
     loads = [load for load in table.info.get("load_average") or () if load is not None]
     if table.device != "cpu" or not loads:
         return None
-    busiest = max(loads)
-    if busiest <= table.info.get("threads", 1) + 1:
+    busiest, threads = max(loads), table.info.get("threads", 1)
+    if busiest <= threads + 1:
         return None
     return (f"the machine was busy while the table was timed (load average {busiest:.1f} "
-            f"with {table.info.get('threads', 1)} timing thread(s)): its latencies are "
+            f"with {threads} timing thread(s)): its latencies are "
             "inflated unevenly; profile again when nothing else runs")
 
 
