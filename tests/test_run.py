@@ -194,6 +194,36 @@ def test_global_search_files_and_the_report_are_written_from_the_result(run_dir)
         assert run_dir.file("plots", f"{plot}.png").is_file()
 
 
+def _earlier_round_winner(final_val_acc: float):
+    """A search whose best architecture came from a guided round trained for 1 epoch,
+    with a final round of 3 epochs."""
+    result = _global_search_result()
+    result.trials["phase"] = ["initial", "guided", "final"]
+    result.best_observed_config = {"family": "ffnn", "seed": 0, "epochs": 1,
+                                   "num_layers": 1, "neurons_1": 50, "dr_method": None,
+                                   "dr_ratio": None, "quant_bits": 8}
+    result.best_result = {**result.best_result, "val_acc": final_val_acc}
+    result.best_state_dict = {"final": torch.zeros(1)}
+    result.searcher = SimpleNamespace(final_config={"epochs": 3})
+    return result
+
+
+def test_a_winner_of_an_earlier_round_is_trained_again_with_the_final_settings(run_dir,
+                                                                               digits):
+    winner = save_global_search(_earlier_round_winner(0.5), run_dir, digits)
+    assert winner["retrained"] and winner["phase"] == "guided"
+    assert winner["config"]["epochs"] == 3 and winner["result"]["epoch"] == 3
+    assert winner["searched"]["val_acc"] == 0.96  # the search's result is kept
+    assert 0.5 < winner["result"]["val_acc"] <= 1 and winner["result"]["params"] == 3760
+    state = torch.load(run_dir.file("winner_state.pt"))
+    assert [tuple(v.shape) for v in state.values()][:2] == [(50, 64), (50,)]
+    # the final round's pick wins when it validates better than the retrained winner
+    winner = save_global_search(_earlier_round_winner(0.999), run_dir, digits)
+    assert winner["phase"] == "final" and winner["config"] == {"num_layers": 1}
+    assert "retrained" not in winner and winner["searched"]["val_acc"] == 0.96
+    assert "final" in torch.load(run_dir.file("winner_state.pt"))
+
+
 def test_a_report_needs_the_global_search(run_dir):
     with pytest.raises(ValueError, match="no trials.csv yet"):
         rebuild_report(run_dir.path)

@@ -202,7 +202,7 @@ def test_encode_has_fixed_length_and_zeros_for_inactive_dimensions():
               "dr_method": 5, "dr_ratio": 2.3, "quant_bits": 8}
     vector = space.encode(config)
     assert vector.dtype == np.float64 and vector.shape == (space.n_dims,) == (10,)
-    assert vector.tolist() == [2, 100, 575, 0, 0, 0, 0, 5, 2.3, 8]
+    assert vector.tolist() == [2, 100, 575, 0, 0, 0, 0, 4, 2.3, 8]  # method 5: index 4
 
 
 def test_encode_many_matches_encode_row_by_row():
@@ -316,12 +316,23 @@ def test_ffnn_sobol_pool_has_2048_distinct_balanced_members_on_the_grid():
     for dim in space.dimensions:
         values = [c[dim.name] for c in pool if c[dim.name] is not None]
         assert min(values) == dim.decode(dim.code_at(0))
-        assert max(values) == dim.max_value
+        assert max(values) == dim.decode(dim.code_at(dim.n_values - 1))
     # Sobol balance: every layer count (and every bit width) gets an equal share.
     for name, n_values in (("num_layers", 6), ("quant_bits", 4)):
         counts = collections.Counter(c[name] for c in pool)
         assert len(counts) == n_values
         assert max(counts.values()) - min(counts.values()) <= 3
+
+
+def test_ffnn_dr_method_is_a_category_and_dr_ratio_log_scaled():
+    space = ffnn_space(n_features=40)
+    assert isinstance(space["dr_method"], Categorical)
+    assert space["dr_method"].choices == tuple(range(1, 12))
+    assert space["dr_ratio"].log and space["dr_ratio"].max_value == 15.9
+    ratios = np.array([c["dr_ratio"] for c in space.sobol(2048, seed=0)])
+    # log-uniform on [1, 15.9]: the geometric middle, 4.0, splits the draws in half
+    assert 0.45 < np.mean(ratios < 4.0) < 0.55
+    assert 0.15 < np.mean(ratios < 1.7) < 0.25  # a linear scale gives 5 %
 
 
 def test_sobol_returns_first_seen_unique_configs_when_asked_for_a_non_power_of_two():
@@ -457,15 +468,15 @@ def test_ffnn_preset_matches_table_2():
         assert space[f"neurons_{i}"] == Integer(f"neurons_{i}", 50, 600, step=25,
                                                 condition=Condition("num_layers", i))
     assert space["neurons_1"].n_values == 23
-    assert space["dr_method"] == Integer("dr_method", 1, 11)
-    assert space["dr_ratio"] == Float("dr_ratio", 1.0, 20.0, step=0.1)
+    assert space["dr_method"] == Categorical("dr_method", tuple(range(1, 12)))
+    assert space["dr_ratio"] == Float("dr_ratio", 1.0, 20.0, step=0.1, log=True)
     assert space["quant_bits"] == Choice("quant_bits", (4, 8, 16, 32))
     assert space.constants == {}
 
 
 def test_ffnn_dr_ratio_cap_keeps_at_least_three_features():
     assert max_dr_ratio(16) == 6.3  # Letter: the paper used "up to 6x"
-    assert ffnn_space(16)["dr_ratio"] == Float("dr_ratio", 1.0, 6.3, step=0.1)
+    assert ffnn_space(16)["dr_ratio"] == Float("dr_ratio", 1.0, 6.3, step=0.1, log=True)
     assert max_dr_ratio(784) == 20.0 and max_dr_ratio(64) == 20.0
     for n_features in (2, 3, 5, 16, 40, 59, 60, 61):
         cap = max_dr_ratio(n_features)

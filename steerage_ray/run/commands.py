@@ -168,7 +168,8 @@ def experiment_phases(experiment: Experiment, data: Dataset, run_dir: Experiment
         ("baseline", lambda: run_dir.write_json("baseline.json",
                                                 run_baseline(experiment, data))),
         ("global_search", lambda: save_global_search(
-            global_search_phase(experiment, data, run_dir, storage, verbose), run_dir)),
+            global_search_phase(experiment, data, run_dir, storage, verbose), run_dir,
+            data)),
     ]
     if experiment.local_search["enabled"]:
         phases.append(("local_search", lambda: save_local_search(

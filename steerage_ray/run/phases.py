@@ -30,7 +30,9 @@ from steerage_ray.run.inputs import (
     training_settings,
 )
 from steerage_ray.run.progress import TrialProgress, say
-from steerage_ray.trainables import METRIC
+from steerage_ray.searchers.tune_space import flatten_config
+from steerage_ray.strategies.history import FINAL
+from steerage_ray.trainables import METRIC, train_config
 
 
 def global_search_arguments(experiment: Experiment, data: Dataset, storage_path: str,
@@ -70,13 +72,17 @@ def global_search_phase(experiment: Experiment, data: Dataset, run_dir: Experime
     return global_search(**global_search_arguments(experiment, data, storage_path, verbose))
 
 
-def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> dict:
+def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir,
+                       data: Dataset | None = None) -> dict:
     """Write trials, predictor rounds, the winner and its weights; return the winner.
 
     The winner is the architecture with the best validation accuracy among everything
-    global search trained: normally the EES winner of the final round (trained with the
-    final epochs), or an architecture of an earlier round when it validated better.
-    Both are recorded; only validation accuracy chooses, never test accuracy.
+    global search trained: the final round's pick (trained with the final epochs), or
+    an architecture of an earlier round when it validated better. Such an architecture
+    was trained with the search's epochs, while the final round and the baseline get
+    the final ones; given ``data``, it is trained again with the final round's settings
+    (:func:`_final_settings_winner`). Every candidate is recorded; only validation
+    accuracy chooses, never test accuracy.
     """
     trials = result.trials.reset_index(drop=True)
     if METRIC in trials:  # several objectives: every objective has its own column
@@ -98,18 +104,44 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir) -> di
               "ees_winner": None if result.best_config is None else {
                   "config": plain(result.best_config),
                   "result": plain(result.best_result)}}
-    if result.best_observed_state_dict is not None:
-        run_dir.write_with("winner_state.pt", lambda path: torch.save(
-            result.best_observed_state_dict, path))
+    state = result.best_observed_state_dict
+    if data is not None and phase != FINAL:
+        winner, state = _final_settings_winner(winner, state, result, data)
+    if state is not None:
+        run_dir.write_with("winner_state.pt", lambda path: torch.save(state, path))
     if named_objectives.several(run_dir.experiment().search["objectives"]):
         members = save_front(result, run_dir)
         say(f"global-search Pareto front: {len(members)} architectures "
             f"({run_dir.file('pareto_front.csv')})")
     run_dir.write_json("global_winner.json", winner)  # last: local search reads it
-    say(f"global-search winner ({phase} round): validation accuracy "
+    again = ", trained again with the final settings" if winner.get("retrained") else ""
+    say(f"global-search winner ({winner['phase']} round{again}): validation accuracy "
         f"{winner['result']['val_acc']:.4f}, test accuracy "
         f"{winner['result']['test_acc']:.4f}, {winner['result']['params']:,} parameters")
     return winner
+
+
+def _final_settings_winner(winner: dict, state: dict | None, result: GlobalSearchResult,
+                           data: Dataset) -> tuple[dict, dict | None]:
+    """The winner of an earlier round trained again with the final round's settings
+    (``final_config``, e.g. its epochs; the same seed), against the final round's pick.
+
+    The better of the two by validation accuracy wins (the retrained one on a tie: it
+    led the search); the record keeps the earlier round's result as ``searched``. No
+    training when the final round changes nothing."""
+    config = {**winner["config"], **flatten_config(result.searcher.final_config)}
+    if config == winner["config"]:
+        return winner, state
+    say(f"training the global-search winner ({winner['phase']} round) again with the "
+        f"final round's settings ({result.searcher.final_config})")
+    model, scores = train_config(config, data)
+    final = winner["ees_winner"]
+    if final is not None and final["result"][METRIC] > scores[METRIC]:
+        return ({**winner, **final, "phase": FINAL, "searched": winner["result"]},
+                result.best_state_dict)
+    return ({**winner, "config": plain(config), "result": plain(scores),
+             "retrained": True, "searched": winner["result"]},
+            {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 def local_search_arguments(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,

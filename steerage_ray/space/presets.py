@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from steerage_ray.checks import is_integer
+from steerage_ray.data.reduction import DR_METHODS
 from steerage_ray.space.dimensions import Categorical, Choice, Condition, Float, Integer
 from steerage_ray.space.search_space import SearchSpace
 
@@ -53,6 +54,14 @@ def ffnn_space(n_features: int | None = None) -> SearchSpace:
     ``neurons_i`` is active iff ``num_layers >= i``; ``dr_method`` indexes the 11
     methods of Sec. 4.2.1. Given ``n_features``, the DR ratio's upper bound is
     :func:`max_dr_ratio` instead of 20.
+
+    Table 2 gives ranges, not scales; ours: the DR methods are unordered, so
+    ``dr_method`` is a category (an index 1-11 as value), and the ratio is a
+    compression factor, so it is sampled and modelled on a log scale (1 to 2 keeps
+    half the features or more, as 5 to 10 keeps a fifth to a tenth). On a linear scale
+    up to 15.9 (MNIST-1D's 40 features) 87 % of uniform draws keep under a third of
+    the features (60 % on the log scale), while the most accurate networks global
+    search found on the bundled datasets used ratios of 1.2 to 5.
     """
     high = MAX_DR_RATIO if n_features is None else max_dr_ratio(n_features)
     neurons = [Integer(f"neurons_{i}", 50, 600, step=25,
@@ -61,8 +70,8 @@ def ffnn_space(n_features: int | None = None) -> SearchSpace:
     return SearchSpace([
         Integer("num_layers", 1, MAX_LAYERS),
         *neurons,
-        Integer("dr_method", 1, 11),
-        Float("dr_ratio", 1.0, high, step=DR_RATIO_STEP),
+        Categorical("dr_method", tuple(range(1, len(DR_METHODS) + 1))),
+        Float("dr_ratio", 1.0, high, step=DR_RATIO_STEP, log=True),
         Choice("quant_bits", QUANT_BITS),
     ])
 

@@ -9,8 +9,10 @@ from steerage_ray.trainables.train_architecture import (
     load_checkpoint_state,
     make_trainable,
     train_architecture,
+    train_config,
     with_resources,
 )
 
 __all__ = ["CHECKPOINT_SECONDS", "FailurePolicy", "METRIC", "MODE", "load_checkpoint_state",
-           "make_trainable", "train_architecture", "TrialLost", "with_resources"]
+           "make_trainable", "train_architecture", "train_config", "TrialLost",
+           "with_resources"]

@@ -51,6 +51,7 @@ from steerage_ray.families import check_family
 from steerage_ray.models import build_model, count_flops, count_params, quantize_model
 from steerage_ray.training import (
     EpochResult,
+    TrainResult,
     TrainSettings,
     evaluate,
     select_device,
@@ -95,24 +96,50 @@ def train_architecture(config: dict, dataset: Dataset | None = None,
         raise
 
 
-def _train_and_report(config: dict, dataset: Dataset | None,
-                      checkpoint_seconds: float | None) -> None:
+def train_config(config: Mapping, dataset: Dataset | None = None,
+                 num_threads: int | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train ``config`` as a trial would, outside Tune: no reports, no checkpoints.
+
+    Returns the trained model (the best epoch's weights) and the scores a trial's last
+    report carries (``val_acc``, ``test_acc``, ``quant_test_acc``, ``params``,
+    ``flops``, ...). The pipeline trains a global-search winner again this way when it
+    came from a round with fewer epochs than the final one (``run.phases``)."""
+    data, settings, model = _prepare(config, dataset, num_threads)
+    outcome = train_model(model, data, settings)
+    scores = {**_outcome_scores(outcome), "epoch": outcome.epochs_run}
+    return model, {**scores, **_final_scores(model, data, config, settings,
+                                             scores["test_acc"])}
+
+
+def _prepare(config: Mapping, dataset: Dataset | None,
+             num_threads: int | None) -> tuple[Dataset, TrainSettings, torch.nn.Module]:
+    """The config's data (its DR applied), training settings and untrained model."""
     if config.get("family") is None:
         raise ValueError("config['family'] is missing: give 'ffnn', 'lenet' or 'resnet'")
     family = check_family(config["family"])
     base = dataset if dataset is not None else load_dataset_spec(_dataset_spec(config))
     seed = int(config.get("seed", 0))
     data = prepare_for_config(base, config, seed=seed)
-    settings = settings_from(config, base.name, family, seed=seed, num_threads=_trial_cpus())
-    model = build_model(family, config, data.input_shape, data.n_classes, seed=seed)
+    settings = settings_from(config, base.name, family, seed=seed, num_threads=num_threads)
+    return data, settings, build_model(family, config, data.input_shape, data.n_classes,
+                                       seed=seed)
+
+
+def _outcome_scores(outcome: TrainResult) -> dict:
+    return {METRIC: 0.0 if outcome.diverged else outcome.best_val_acc,
+            "diverged": outcome.diverged, "test_acc": outcome.test_acc,
+            "stop_reason": outcome.stop_reason}
+
+
+def _train_and_report(config: dict, dataset: Dataset | None,
+                      checkpoint_seconds: float | None) -> None:
+    data, settings, model = _prepare(config, dataset, _trial_cpus())
     start_epoch, optimizer_state = _restore_checkpoint(model, settings.epochs)
     reporter = EpochReporter(checkpoint_seconds)
     if start_epoch < settings.epochs:
         outcome = train_model(model, data, settings, on_epoch=reporter,
                               start_epoch=start_epoch, optimizer_state=optimizer_state)
-        scores = {METRIC: 0.0 if outcome.diverged else outcome.best_val_acc,
-                  "diverged": outcome.diverged, "test_acc": outcome.test_acc,
-                  "stop_reason": outcome.stop_reason}
+        scores = _outcome_scores(outcome)
         optimizer_state = outcome.optimizer_state
         end_epoch = start_epoch + outcome.epochs_run
     else:  # restored from the final checkpoint: the model is trained, only report it
