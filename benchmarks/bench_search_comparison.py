@@ -106,8 +106,12 @@ def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
     the reported scores, ``diverged``, the trial's seconds and its end (unix time)."""
     rows = []
     for result in grid:
-        architecture = space.decode_codes(space.encode(
-            {name: result.config[name] for name in space.names})[None, :])[0]
+        # Optuna drops the 0.1 grid of the log-scaled dr_ratio (it cannot sample a log
+        # scale and a step together): the trainable used the value as given; the
+        # table snaps it to the grid
+        config = {name: None if result.config[name] is None
+                  else space[name].snap(result.config[name]) for name in space.names}
+        architecture = space.decode_codes(space.encode(config)[None, :])[0]
         metrics = result.metrics
         rows.append({**{name: architecture[name] for name in space.names},
                      **{score: metrics[score] for score in TRIAL_SCORES},

@@ -22,7 +22,11 @@ from steerage_ray.run.inputs import (
     training_settings,
     with_dataset_path,
 )
-from steerage_ray.run.phases import global_search_arguments, save_global_search
+from steerage_ray.run.phases import (
+    global_search_arguments,
+    local_search_start,
+    save_global_search,
+)
 from steerage_ray.run.progress import TrialProgress
 from steerage_ray.run.session import fit_resources
 
@@ -217,11 +221,16 @@ def test_a_winner_of_an_earlier_round_is_trained_again_with_the_final_settings(r
     assert 0.5 < winner["result"]["val_acc"] <= 1 and winner["result"]["params"] == 3760
     state = torch.load(run_dir.file("winner_state.pt"))
     assert [tuple(v.shape) for v in state.values()][:2] == [(50, 64), (50,)]
+    # local search starts from the weights the search trained
+    assert torch.load(run_dir.file("winner_searched_state.pt"))["w"].sum() == 2
+    config, start_state, _ = local_search_start(run_dir.experiment(), run_dir)
+    assert config["epochs"] == 3 and start_state["w"].sum() == 2
     # the final round's pick wins when it validates better than the retrained winner
     winner = save_global_search(_earlier_round_winner(0.999), run_dir, digits)
     assert winner["phase"] == "final" and winner["config"] == {"num_layers": 1}
     assert "retrained" not in winner and winner["searched"]["val_acc"] == 0.96
     assert "final" in torch.load(run_dir.file("winner_state.pt"))
+    assert not run_dir.file("winner_searched_state.pt").exists()
 
 
 def test_a_report_needs_the_global_search(run_dir):
