@@ -12,6 +12,7 @@ from torch import nn
 
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.experiment import load_experiment, parse_experiment
+from steerage_ray.global_search import best_trial
 from steerage_ray.run import ExperimentDir, export_experiment_model, rebuild_report
 from steerage_ray.run.baseline import baseline_model
 from steerage_ray.run.commands import run_phases
@@ -196,6 +197,19 @@ def test_global_search_files_and_the_report_are_written_from_the_result(run_dir)
     assert run_dir.file("summary.md").read_text().startswith("# unit")
     for plot in ("accuracy_vs_params", "best_so_far", "predicted_vs_measured"):
         assert run_dir.file("plots", f"{plot}.png").is_file()
+
+
+def test_among_equally_accurate_trials_the_smallest_wins_then_the_earliest():
+    trials = pd.DataFrame({"metric": [0.97, np.nan, 1.0, 1.0, 1.0, 0.99],
+                           "params": [10, 5, 900, 300, 300, 100]})
+    assert best_trial(trials, "metric") == 3
+    assert best_trial(trials.drop(columns="params"), "metric") == 2
+
+
+def test_the_winner_record_names_the_phase_of_the_smallest_tied_trial(run_dir):
+    result = _global_search_result()
+    result.trials["metric"] = [0.90, 0.96, 0.96]  # "final" (2,000) ties with 3,000
+    assert save_global_search(result, run_dir)["phase"] == "final"
 
 
 def _earlier_round_winner(final_val_acc: float):

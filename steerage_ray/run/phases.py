@@ -16,6 +16,7 @@ from steerage_ray.data import Dataset, prepare_for_config
 from steerage_ray.experiment import Experiment
 from steerage_ray.global_search import (
     GlobalSearchResult,
+    best_trial,
     global_search,
     resume_global_search,
 )
@@ -80,7 +81,7 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir,
     """Write trials, predictor rounds, the winner and its weights; return the winner.
 
     The winner is the architecture with the best validation accuracy among everything
-    global search trained: the final round's pick (trained with the final epochs), or
+    global search trained (the smallest of those that tie on it): the final round's pick (trained with the final epochs), or
     an architecture of an earlier round when it validated better. Such an architecture
     was trained with the search's epochs, while the final round and the baseline get
     the final ones; given ``data``, it is trained again with the final round's settings
@@ -106,7 +107,8 @@ def save_global_search(result: GlobalSearchResult, run_dir: ExperimentDir,
                          f"architecture: every trial failed; see "
                          f"{run_dir.file('trials.csv')} and the trials' error.txt under "
                          f"{tune_dir}")
-    phase = str(trials.loc[trials[METRIC].idxmax(), "phase"])  # the same argmax
+    completed = trials[trials["status"] == "completed"]
+    phase = str(trials.loc[best_trial(completed, METRIC), "phase"])  # the same pick
     winner = {"config": plain(result.best_observed_config),
               "result": plain(result.best_observed_result), "phase": phase,
               "ees_winner": None if result.best_config is None else {
