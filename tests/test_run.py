@@ -220,6 +220,7 @@ def _earlier_round_winner(final_val_acc: float):
     result.best_observed_config = {"family": "ffnn", "seed": 0, "epochs": 1,
                                    "num_layers": 1, "neurons_1": 50, "dr_method": None,
                                    "dr_ratio": None, "quant_bits": 8}
+    result.best_config = {**result.best_observed_config, "epochs": 3, "neurons_1": 20}
     result.best_result = {**result.best_result, "val_acc": final_val_acc}
     result.best_state_dict = {"final": torch.zeros(1)}
     result.searcher = SimpleNamespace(final_config={"epochs": 3})
@@ -233,6 +234,7 @@ def test_a_winner_of_an_earlier_round_is_trained_again_with_the_final_settings(r
     assert winner["config"]["epochs"] == 3 and winner["result"]["epoch"] == 3
     assert winner["searched"]["val_acc"] == 0.96  # the search's result is kept
     assert 0.5 < winner["result"]["val_acc"] <= 1 and winner["result"]["params"] == 3760
+    retrained_val = winner["result"]["val_acc"]
     state = torch.load(run_dir.file("winner_state.pt"))
     assert [tuple(v.shape) for v in state.values()][:2] == [(50, 64), (50,)]
     # local search starts from the weights the search trained
@@ -241,10 +243,15 @@ def test_a_winner_of_an_earlier_round_is_trained_again_with_the_final_settings(r
     assert config["epochs"] == 3 and start_state["w"].sum() == 2
     # the final round's pick wins when it validates better than the retrained winner
     winner = save_global_search(_earlier_round_winner(0.999), run_dir, digits)
-    assert winner["phase"] == "final" and winner["config"] == {"num_layers": 1}
+    assert winner["phase"] == "final" and winner["config"]["neurons_1"] == 20
     assert "retrained" not in winner and winner["searched"]["val_acc"] == 0.96
     assert "final" in torch.load(run_dir.file("winner_state.pt"))
-    assert not run_dir.file("winner_searched_state.pt").exists()
+    # local search starts from the final pick trained with the search's settings
+    start = torch.load(run_dir.file("winner_searched_state.pt"))
+    assert [tuple(v.shape) for v in start.values()][:2] == [(20, 64), (20,)]
+    # and when it validates as well (the retraining is seeded: the same score again)
+    tie = save_global_search(_earlier_round_winner(retrained_val), run_dir, digits)
+    assert tie["phase"] == "final" and tie["searched"]["val_acc"] == 0.96
 
 
 def test_a_report_needs_the_global_search(run_dir):

@@ -10,8 +10,9 @@ interrupted run resumes where it stopped and a report can be rebuilt without Ray
     predictor_rounds.csv   the predictor's held-out Kendall tau per round, refit/EES time
     global_winner.json     the global-search winner (and the EES winner) as trained
     winner_state.pt        its trained weights (the start of local search)
-    winner_searched_state.pt  a winner trained again with the final settings: its
-                           weights from the search (then the start of local search)
+    winner_searched_state.pt  a winner decided by training with the final settings:
+                           its weights with the search's (then the start of local
+                           search)
     pareto_front.csv, .pt  several objectives: the global-search front, its configs and
                            weights (run/front.py); local_search/start.json its member
                            local search started from
