@@ -272,6 +272,26 @@ def test_cli_runs_the_quick_mode_and_builds_the_report(tmp_path, capsys):
     assert set(comparison["best_peer"]) <= {"random", "re", "ls"}
 
 
+def test_a_candidate_run_alone_writes_its_runs_for_a_later_merge(tmp_path, capsys):
+    """No peer among the runs: the regrets are printed and the CSV written (the
+    comparison needs the peers a later ``--merge`` brings)."""
+    import os
+    from unittest import mock
+
+    import pandas as pd
+
+    with mock.patch.dict(os.environ):
+        import bench_searchers_tabular as bench
+
+    csv = tmp_path / "runs.csv"
+    code = bench.main(["--tables", "hpobench-car", "--budgets", "10", "--seeds", "0-1",
+                       "--searchers", "steerage", "--jobs", "1", "--csv", str(csv)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "mean final regret per searcher" in out and "best peer" not in out
+    assert len(pd.read_csv(csv)) == 2
+
+
 @pytest.mark.slow
 def test_driver_proposes_what_a_real_tuner_proposes(ray_session, tmp_path):
     """At concurrency 1, with the true (noise-free) value as the metric, the driver and a
