@@ -828,6 +828,10 @@ def aggregate(runs) -> "Any":
     return pd.DataFrame(out)
 
 
+COMPARISON_COLUMNS = ["table", "budget", "candidate", "candidate_mean", "best_peer",
+                      "best_peer_mean", "ratio", "p_best_peer", "fewer_seeds_lower"]
+
+
 def comparisons(runs, candidates: Sequence[str] | None = None) -> "Any":
     """Per (table, budget, candidate): the best peer (lowest mean final regret), the ratio
     of mean regrets candidate / best peer and / TPE, and Mann-Whitney p-values.
@@ -867,7 +871,9 @@ def comparisons(runs, candidates: Sequence[str] | None = None) -> "Any":
                            ratio_tpe=ratio(mine["mean"], tpe.iloc[0]["mean"]),
                            p_tpe=mann_whitney(regrets[name], regrets["tpe"]))
             rows.append(row)
-    return pd.DataFrame(rows)
+    # the columns also when nothing is compared (no peer in the runs, e.g. a candidate
+    # run alone to be merged later), so every reader can still select on them
+    return pd.DataFrame(rows, columns=None if rows else COMPARISON_COLUMNS)
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -457,17 +457,13 @@ def report(runs: pd.DataFrame, heading: str, command: str, wall_min: float | Non
 def print_summary(runs: pd.DataFrame) -> None:
     comparison = tb.comparisons(runs)
     stats = tb.aggregate(runs)
-    # Without a peer in the runs (e.g. the candidate alone, to be merged later) there is
-    # nothing to compare a candidate with: the regrets are printed, the CSV written.
-    compared = [s for s in dict.fromkeys(runs["searcher"])
-                if tb.is_candidate(s)] if len(comparison) else []
     for budget in sorted(runs["budget"].unique()):
         print(f"\n=== budget {budget}: mean final regret per searcher")
         pivot = stats[stats["budget"] == budget].pivot(index="table", columns="searcher",
                                                        values="mean")
         order = [s for s in dict.fromkeys(runs["searcher"]) if s in pivot.columns]
         print(pivot[order].map(fmt).to_string())
-        for candidate in compared:
+        for candidate in [s for s in order if tb.is_candidate(s)]:
             part = comparison[(comparison["budget"] == budget)
                               & (comparison["candidate"] == candidate)]
             if part.empty:
