@@ -7,7 +7,8 @@ as Ray tasks, report):
 
 - FFNNs (the paper's Tables 3-5): digits (64 features), wine (13), breast cancer (30) and
   MNIST-1D generated with 12,500 samples (8,000 train / 2,000 validation / 2,500 test:
-  one test example is 0.04 points), Table 2's space sized for the data, Adam lr 0.01,
+  one test example is 0.04 points), Table 2's space sized for the data (the default
+  mode adds its no-reduction choice, ``preset_for_algorithm``), Adam lr 0.01,
   weight decay 1e-3 (Section 5.1.1), local search schemes A, B and C;
 - CNNs (Table 7): digits as 1x8x8 images, Table 6's LeNet space for 8x8 inputs, local
   search by the NeST scheme (NeST on the convolutions, Scheme C operations on the
@@ -410,8 +411,9 @@ def report(runs: pd.DataFrame, args: argparse.Namespace, wall: float | None) -> 
                     f"{'/'.join(SETTINGS[s]['ls']['schemes'])} x <= "
                     f"{SETTINGS[s]['ls']['iterations']} steps of "
                     f"{SETTINGS[s]['ls']['epochs']} epochs" for s in settings) + ". "
-        "Search modes: `steerage` (the default, asynchronous guided search) and `paper` "
-        "(Algorithms 1-2 in rounds). GS = the architecture with the best validation "
+        "Search modes: `steerage` (the default, asynchronous guided search; FFNNs on "
+        "Table 2 plus its no-reduction choice) and `paper` (Algorithms 1-2 in rounds, "
+        "Table 2). GS = the architecture with the best validation "
         "accuracy among those global search trained (the smallest of those that tie on "
         "it), trained again with the final epochs when it came from an earlier round "
         "(the better of it and the final round's pick by validation accuracy, the final "

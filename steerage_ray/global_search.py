@@ -60,7 +60,8 @@ from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
 from steerage_ray.searchers.tune_space import from_tune
-from steerage_ray.space import SearchSpace, get_preset
+from steerage_ray.space import SearchSpace, preset_for_algorithm
+from steerage_ray.strategies.plan import DEFAULT_ALGORITHM
 from steerage_ray.trainables import (
     CHECKPOINT_SECONDS,
     METRIC,
@@ -167,7 +168,9 @@ def global_search(
         dataset: a ``Dataset``, a dataset name (``"digits"``) or a spec dict.
         family: ``"ffnn"``, ``"lenet"`` or ``"resnet"``.
         space: the search space; default: the family's preset sized for the dataset
-            (``ffnn_space(n_features)``, ``lenet_space(image side)``, ``resnet_space()``).
+            (``ffnn_space(n_features)``, ``lenet_space(image side)``, ``resnet_space()``;
+            with the default algorithm the FFNN space may skip dimensionality
+            reduction, see ``preset_for_algorithm``).
         budget: total trials (round sizes are scaled to it, see ``SearchPlan``).
         epochs, final_epochs: training epochs of search trials and of the final round
             (default: ``settings_for`` the dataset; ``final_epochs`` defaults to
@@ -214,7 +217,8 @@ def global_search(
     final_config = dict(searcher_options.pop("final_config", None) or {})
     if final_epochs is not None:
         final_config["epochs"] = final_epochs
-    search_space = _search_space(space, family, data)
+    search_space = _search_space(space, family, data,
+                                 searcher_options.get("algorithm", DEFAULT_ALGORITHM))
     check_space_fits(search_space, family, data)
     metric, mode, cost_fn = _objectives(objectives, latency_table, family, data)
     searcher = SteerageSearcher(search_space, metric, mode, cost_fn=cost_fn,
@@ -431,9 +435,10 @@ def _require_complete(grid: tune.ResultGrid, searcher: SteerageSearcher) -> None
 
 
 def _search_space(space: SearchSpace | str | Mapping | None, family: str,
-                  data: Dataset) -> SearchSpace:
-    """The family's preset (or the named one) sized for the data; a Tune param-space
-    dict converted; a ``SearchSpace`` as given."""
+                  data: Dataset, algorithm: str) -> SearchSpace:
+    """The family's preset (or the named one) sized for the data, as ``algorithm``
+    searches it (``preset_for_algorithm``); a Tune param-space dict converted; a
+    ``SearchSpace`` as given."""
     preset = family if space is None else space
     if isinstance(preset, SearchSpace):
         return preset
@@ -444,7 +449,7 @@ def _search_space(space: SearchSpace | str | Mapping | None, family: str,
                          f"param-space dict, got {type(preset).__name__}")
     sizing = {"ffnn": {"n_features": data.n_features},
               "lenet": {"image_size": data.input_shape[-1]}}
-    return get_preset(preset, **sizing.get(preset, {}))
+    return preset_for_algorithm(preset, algorithm, **sizing.get(preset, {}))
 
 
 def _objectives(objectives: Sequence[str] | str | None,

@@ -30,6 +30,7 @@ from steerage_ray.run.phases import (
 )
 from steerage_ray.run.progress import TrialProgress
 from steerage_ray.run.session import fit_resources
+from steerage_ray.space import ffnn_space
 
 MINIMAL = {"name": "unit", "dataset": "digits", "family": "ffnn",
            "baseline": {"hidden_sizes": [16]}}
@@ -110,6 +111,16 @@ def test_the_space_is_sized_for_the_data(digits):
     wrong = parse_experiment({**MINIMAL, "space": {"preset": "ffnn", "n_features": 10}})
     with pytest.raises(ValueError, match="space.n_features is 10"):
         experiment_space(wrong, digits)
+
+
+def test_the_default_algorithm_may_skip_reduction_and_paper_mode_keeps_table_2(digits):
+    default = experiment_space(parse_experiment(MINIMAL), digits)
+    assert default == ffnn_space(64, optional_reduction=True)
+    paper = parse_experiment({**MINIMAL, "search": {"algorithm": "paper"}})
+    assert experiment_space(paper, digits) == ffnn_space(64)
+    table_2 = parse_experiment({**MINIMAL, "space": {"preset": "ffnn",
+                                                     "optional_reduction": False}})
+    assert experiment_space(table_2, digits) == ffnn_space(64)
 
 
 def test_global_search_gets_the_experiment_as_arguments(digits):

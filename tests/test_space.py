@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import steerage_ray.space.search_space as search_space_module
+from steerage_ray.data import prepare_for_config, reduced_dimension
 from steerage_ray.space import (PRESET_NAMES, Categorical, Choice, Condition, Float,
                                 Integer, SearchSpace, ffnn_space, get_preset,
-                                lenet_fc_ranges, lenet_space, max_dr_ratio, resnet_depth,
-                                resnet_space)
+                                lenet_fc_ranges, lenet_space, max_dr_ratio,
+                                preset_for_algorithm, resnet_depth, resnet_space)
 
 ALL_PRESETS = {name: get_preset(name) for name in PRESET_NAMES}
 ALL_PRESETS["ffnn_letter"] = ffnn_space(n_features=16)
@@ -472,6 +473,36 @@ def test_ffnn_preset_matches_table_2():
     assert space["dr_ratio"] == Float("dr_ratio", 1.0, 20.0, step=0.1, log=True)
     assert space["quant_bits"] == Choice("quant_bits", (4, 8, 16, 32))
     assert space.constants == {}
+
+
+def test_ffnn_optional_reduction_lets_a_config_train_on_the_raw_features(digits):
+    space = ffnn_space(64, optional_reduction=True)
+    assert space.names == ("num_layers", *(f"neurons_{i}" for i in range(1, 7)),
+                           "reduce_features", "dr_method", "dr_ratio", "quant_bits")
+    assert space["reduce_features"] == Integer("reduce_features", 0, 1)
+    switch = Condition("reduce_features", 1)
+    assert space["dr_method"] == Categorical("dr_method", tuple(range(1, 12)), condition=switch)
+    assert space["dr_ratio"] == Float("dr_ratio", 1.0, 20.0, step=0.1, log=True,
+                                      condition=switch)
+    configs = space.sobol(64, seed=0)
+    raw = [c for c in configs if c["reduce_features"] == 0]
+    reduced = [c for c in configs if c["reduce_features"] == 1]
+    assert len(raw) == len(reduced) == 32
+    assert all(c["dr_method"] is None and c["dr_ratio"] is None for c in raw)
+    assert all(c["dr_method"] in range(1, 12) and c["dr_ratio"] >= 1 for c in reduced)
+    assert prepare_for_config(digits, raw[0]).input_shape == (64,)
+    projected = next(c for c in reduced if c["dr_method"] <= 5)  # fast to fit
+    assert prepare_for_config(digits, projected).input_shape == (
+        reduced_dimension(64, projected["dr_ratio"]),)
+    assert ffnn_space(64).names == ffnn_space(64, optional_reduction=False).names
+
+
+def test_each_algorithm_gets_its_preset():
+    assert preset_for_algorithm("ffnn", "steerage", n_features=40) == ffnn_space(
+        40, optional_reduction=True)
+    assert preset_for_algorithm("ffnn", "paper", n_features=40) == ffnn_space(40)
+    assert preset_for_algorithm("ffnn", "steerage", optional_reduction=False) == ffnn_space()
+    assert preset_for_algorithm("lenet", "steerage", image_size=8) == lenet_space(8)
 
 
 def test_ffnn_dr_ratio_cap_keeps_at_least_three_features():

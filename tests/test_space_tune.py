@@ -16,12 +16,13 @@ from ray.tune.search.variant_generator import generate_variants
 
 from steerage_ray.searchers.tune_space import from_tune, load_space_file, to_tune
 from steerage_ray.space import (PRESET_NAMES, Categorical, Choice, Float, Integer,
-                                SearchSpace, flatten_config, get_preset, lenet_space,
-                                unflatten_config)
+                                SearchSpace, ffnn_space, flatten_config, get_preset,
+                                lenet_space, unflatten_config)
 from steerage_ray.space.dimensions import is_real
 
 PRESETS = {name: get_preset(name) for name in PRESET_NAMES}
 PRESETS["lenet_digits"] = lenet_space(8)
+PRESETS["ffnn_optional_reduction"] = ffnn_space(optional_reduction=True)
 
 
 def unconditional(space: SearchSpace) -> list:

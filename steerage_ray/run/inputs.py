@@ -16,7 +16,7 @@ from steerage_ray.experiment import Experiment, parse_experiment
 from steerage_ray.latency import load_table
 from steerage_ray.named_objectives import ObjectiveCosts, check_latency_table, needs_latency
 from steerage_ray.searchers.tune_space import load_space_file
-from steerage_ray.space import SearchSpace, get_preset
+from steerage_ray.space import SearchSpace, preset_for_algorithm
 from steerage_ray.training import CONFIG_KEYS, TrainSettings, settings_from
 
 
@@ -112,7 +112,7 @@ def _experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
     if preset == "lenet" and data.kind == "image":
         options.setdefault("image_size", data.input_shape[-1])
     try:
-        return get_preset(preset, **options)
+        return preset_for_algorithm(preset, experiment.search["algorithm"], **options)
     except (ValueError, TypeError) as error:
         raise ValueError(f"space: {error}") from None
 

@@ -57,15 +57,17 @@ from steerage_ray.searchers import arguments
 from steerage_ray.searchers.objectives import (CostTable, Objective, check_metric_mode,
                                                objectives, split_objectives)
 from steerage_ray.searchers.tune_space import from_tune
-from steerage_ray.space import SearchSpace, flatten_config, get_preset, unflatten_config
+from steerage_ray.space import (SearchSpace, flatten_config, preset_for_algorithm,
+                                unflatten_config)
 from steerage_ray.strategies import DONE, round_scores
 from steerage_ray.strategies.guided import GuidedStrategy
 from steerage_ray.strategies.history import (COMPLETED, FAILED, FINAL, GIVEN, INITIAL, RUNNING,
                                              WARM_START, History, Proposal, Record)
 from steerage_ray.strategies.paper import PaperStrategy
 from steerage_ray.strategies.pareto import ParetoStrategy
-from steerage_ray.strategies.plan import (ALGORITHMS, DEFAULT_BUDGET, GUIDED_ONLY, PAPER_ONLY,
-                                          GuidedPlan, SearchPlan, resolve_plan)
+from steerage_ray.strategies.plan import (ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_BUDGET,
+                                          GUIDED_ONLY, PAPER_ONLY, GuidedPlan, SearchPlan,
+                                          resolve_plan)
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class SteerageSearcher(Searcher):
         metric: str | None = None,
         mode: str | None = None,
         *,
-        algorithm: str = "steerage",
+        algorithm: str = DEFAULT_ALGORITHM,
         budget: int | None = None,
         seed: int = 0,
         final_count: int | None = None,
@@ -527,7 +529,7 @@ class SteerageSearcher(Searcher):
         if isinstance(space, SearchSpace):
             resolved = space
         elif isinstance(space, str):
-            resolved = get_preset(space)
+            resolved = preset_for_algorithm(space, self.algorithm)
         elif isinstance(space, Mapping):
             self._list_keys = arguments.list_choice_keys(space)
             resolved = from_tune(arguments.hashable(dict(space)))

@@ -8,13 +8,13 @@ from steerage_ray.space.dimensions import (Categorical, Choice, Condition, Dimen
 from steerage_ray.space.nested import flatten_config, unflatten_config
 from steerage_ray.space.presets import (PRESET_NAMES, ffnn_space, get_preset,
                                         lenet_fc_ranges, lenet_space, max_dr_ratio,
-                                        resnet_depth, resnet_space)
+                                        preset_for_algorithm, resnet_depth, resnet_space)
 from steerage_ray.space.search_space import SearchSpace
 
 __all__ = [
     "Categorical", "Choice", "Condition", "Dimension", "Float", "Integer",
     "SearchSpace",
     "PRESET_NAMES", "ffnn_space", "get_preset", "lenet_fc_ranges", "lenet_space",
-    "max_dr_ratio", "resnet_depth", "resnet_space",
+    "max_dr_ratio", "preset_for_algorithm", "resnet_depth", "resnet_space",
     "flatten_config", "unflatten_config",
 ]

@@ -48,7 +48,7 @@ def max_dr_ratio(n_features: int) -> float:
     return next(r for r in ratios if round(n_features / r) >= kept)  # 1.0 always qualifies
 
 
-def ffnn_space(n_features: int | None = None) -> SearchSpace:
+def ffnn_space(n_features: int | None = None, optional_reduction: bool = False) -> SearchSpace:
     """Table 2, feed-forward networks: layers, widths, DR method and ratio, quantization.
 
     ``neurons_i`` is active iff ``num_layers >= i``; ``dr_method`` indexes the 11
@@ -62,16 +62,24 @@ def ffnn_space(n_features: int | None = None) -> SearchSpace:
     up to 15.9 (MNIST-1D's 40 features) 87 % of uniform draws keep under a third of
     the features (60 % on the log scale), while the most accurate networks global
     search found on the bundled datasets used ratios of 1.2 to 5.
+
+    Table 2 reduces every input: even at ratio 1 each DR method transforms the
+    features. ``optional_reduction=True`` (our extension) adds ``reduce_features``
+    (0 or 1) before them: ``dr_method`` and ``dr_ratio`` are active only when it is 1,
+    so a config with 0 trains on the raw features, as a hand-made baseline does.
     """
     high = MAX_DR_RATIO if n_features is None else max_dr_ratio(n_features)
     neurons = [Integer(f"neurons_{i}", 50, 600, step=25,
                        condition=None if i == 1 else Condition("num_layers", i))
                for i in range(1, MAX_LAYERS + 1)]
+    switch = [Integer("reduce_features", 0, 1)] if optional_reduction else []
+    reduced = Condition("reduce_features", 1) if optional_reduction else None
     return SearchSpace([
         Integer("num_layers", 1, MAX_LAYERS),
         *neurons,
-        Categorical("dr_method", tuple(range(1, len(DR_METHODS) + 1))),
-        Float("dr_ratio", 1.0, high, step=DR_RATIO_STEP, log=True),
+        *switch,
+        Categorical("dr_method", tuple(range(1, len(DR_METHODS) + 1)), condition=reduced),
+        Float("dr_ratio", 1.0, high, step=DR_RATIO_STEP, log=True, condition=reduced),
         Choice("quant_bits", QUANT_BITS),
     ])
 
@@ -173,3 +181,17 @@ def get_preset(name: str, **options: Any) -> SearchSpace:
         raise ValueError(f"preset {name!r}: unknown option {unknown[0]!r}; "
                          f"valid options: {allowed}")
     return factory(**fixed, **options)
+
+
+def preset_for_algorithm(name: str, algorithm: str, **options: Any) -> SearchSpace:
+    """:func:`get_preset` with the search algorithm's defaults for the options left out.
+
+    The default algorithm (``"steerage"``) searches the FFNN space with
+    ``optional_reduction=True``: on the bundled tabular datasets every network of
+    Table 2 reduces its input, and the reduced inputs validated below the raw ones
+    (benchmarks/RESULTS.md, "Optional dimensionality reduction"). ``"paper"`` keeps
+    Table 2 exactly.
+    """
+    if name == "ffnn" and algorithm != "paper":
+        options.setdefault("optional_reduction", True)
+    return get_preset(name, **options)

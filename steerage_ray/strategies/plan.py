@@ -19,6 +19,7 @@ from steerage_ray.strategies.history import FINAL, GUIDED, INITIAL
 logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("steerage", "paper")
+DEFAULT_ALGORITHM = ALGORITHMS[0]
 # Knobs that only one algorithm has (the other rejects them with a message saying so).
 PAPER_ONLY = ("iter_count", "iterations", "refit_fraction", "predictor_params")
 GUIDED_ONLY = ("n_initial",)
