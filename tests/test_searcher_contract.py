@@ -272,6 +272,13 @@ def test_budget_rules():
     assert SearchPlan.resolve(budget=1) == SearchPlan(1, 1, 0, 0)
 
 
+def test_a_preset_name_gives_the_algorithms_own_space():
+    default = SteerageSearcher("ffnn", "val_acc", "max")
+    paper = SteerageSearcher("ffnn", "val_acc", "max", algorithm="paper")
+    assert default.space == ffnn_space(optional_reduction=True)
+    assert paper.space == ffnn_space()
+
+
 def test_warm_start_points_are_observations_never_proposed():
     searcher = make_searcher()
     warm = searcher.space.sobol(SMALL["count"], 0)[:5]
