@@ -243,14 +243,20 @@ def test_variants_and_factories_register_as_candidates():
     assert isinstance(factory(3), tb.RandomSearch)
 
 
-def test_cli_runs_the_quick_mode_and_builds_the_report(tmp_path, capsys):
+@pytest.fixture
+def bench():
+    """The benchmark script as a module, imported without keeping the thread counts it
+    sets in the environment for its workers."""
     import os
     from unittest import mock
 
-    import pandas as pd
+    with mock.patch.dict(os.environ):
+        import bench_searchers_tabular
+    return bench_searchers_tabular
 
-    with mock.patch.dict(os.environ):  # the script sets thread counts for its workers
-        import bench_searchers_tabular as bench
+
+def test_cli_runs_the_quick_mode_and_builds_the_report(bench, tmp_path, capsys):
+    import pandas as pd
 
     csv = tmp_path / "runs.csv"
     code = bench.main(["--tables", "nb201,hpobench-car", "--budgets", "10,20", "--seeds",
@@ -272,16 +278,10 @@ def test_cli_runs_the_quick_mode_and_builds_the_report(tmp_path, capsys):
     assert set(comparison["best_peer"]) <= {"random", "re", "ls"}
 
 
-def test_a_candidate_run_alone_writes_its_runs_for_a_later_merge(tmp_path, capsys):
+def test_a_candidate_run_alone_writes_its_runs_for_a_later_merge(bench, tmp_path, capsys):
     """No peer among the runs: the regrets are printed and the CSV written (the
     comparison needs the peers a later ``--merge`` brings)."""
-    import os
-    from unittest import mock
-
     import pandas as pd
-
-    with mock.patch.dict(os.environ):
-        import bench_searchers_tabular as bench
 
     csv = tmp_path / "runs.csv"
     code = bench.main(["--tables", "hpobench-car", "--budgets", "10", "--seeds", "0-1",
