@@ -495,6 +495,9 @@ def test_ffnn_optional_reduction_lets_a_config_train_on_the_raw_features(digits)
     assert prepare_for_config(digits, projected).input_shape == (
         reduced_dimension(64, projected["dr_ratio"]),)
     assert ffnn_space(64).names == ffnn_space(64, optional_reduction=False).names
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="optional_reduction must be true or false"):
+            ffnn_space(64, optional_reduction=bad)
 
 
 def test_each_algorithm_gets_its_preset():

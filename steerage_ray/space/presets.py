@@ -68,6 +68,9 @@ def ffnn_space(n_features: int | None = None, optional_reduction: bool = False) 
     (0 or 1) before them: ``dr_method`` and ``dr_ratio`` are active only when it is 1,
     so a config with 0 trains on the raw features, as a hand-made baseline does.
     """
+    if not isinstance(optional_reduction, bool):
+        raise ValueError(f"optional_reduction must be true or false, got "
+                         f"{optional_reduction!r}")
     high = MAX_DR_RATIO if n_features is None else max_dr_ratio(n_features)
     neurons = [Integer(f"neurons_{i}", 50, 600, step=25,
                        condition=None if i == 1 else Condition("num_layers", i))
