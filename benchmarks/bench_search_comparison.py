@@ -19,15 +19,20 @@ the final pick's (the search's winner) validation and test accuracy. Baselines s
 Steerage sees the conditional space natively. Accuracies are of the float model:
 ``quant_bits`` only affects ``quant_test_acc``, so it is a neutral dimension here.
 
-Wall time and worker idle time per run: a trial occupies its slot from its first
-report's timestamp minus the seconds the trainable had run (``time_total_s``) to its
-last report's timestamp, so
+Wall time and worker idle time per run, from trial start and end timestamps taken on
+the driver by a Tune callback (``TrialClock``): a trial holds its slot from Tune's
+``on_trial_start`` (its actor created or reset, about to train) to the arrival of its last
+result (before any searcher hears that it is complete), so
 
-    idle = 1 - sum(trial seconds) / (max_concurrent_trials x (last end - first start))
+    idle = 1 - sum(end - start) / (max_concurrent_trials x (last end - first start))
 
-is the share of slot-seconds in which a slot held no training: searcher and Tune
-overhead between trials, actor resets, and any slot left empty by a searcher that waits
-for a round to finish.
+is the share of slot-seconds in which no trial held a slot: the searcher's work between
+trials, Tune's scheduling and actor resets, and any slot left empty by a searcher that
+waits for a round to finish. Inside a trial, Tune's function API also stops the
+training at every report until the driver asks for the next one (one report per
+epoch here); that time is inside a trial's span but not in its ``time_total_s``, and
+is reported separately as "waiting at reports" (share of slot-seconds). Until
+2026-12-06 this benchmark counted it as idle (occupancy from ``time_total_s``).
 
 Prints per-run and aggregated tables, stores the per-run rows in
 benchmarks/data/search_comparison_runs.csv and writes the "SteerageSearcher vs random
@@ -75,7 +80,7 @@ TRIAL_SCORES = ("val_acc", "test_acc", "quant_test_acc")
 
 
 def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int,
-               storage_path: str, name: str) -> tune.ResultGrid:
+               storage_path: str, name: str, clock: TrialClock) -> tune.ResultGrid:
     """One Tune experiment of ``train_architecture`` trials, set up as ``global_search``
     sets up its own: 1 CPU per trial, actors reused, the trainable's default
     checkpointing, one checkpoint kept per trial.
@@ -92,6 +97,7 @@ def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int
                                     max_concurrent_trials=MAX_CONCURRENT_TRIALS
                                     if isinstance(search_alg, Searcher) else None),
         run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0,
+                                  callbacks=[clock],
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
     grid = tuner.fit()
@@ -101,9 +107,27 @@ def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int
     return grid
 
 
-def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
+class TrialClock(tune.Callback):
+    """Driver-side wall-clock times (unix) of each trial: ``started`` when Tune starts
+    it (``on_trial_start``: its actor is created or reset and is given the trial) and
+    ``last_result`` when its latest result reached the driver."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.last_result: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.started[trial.trial_id] = time.time()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.last_result[trial.trial_id] = time.time()
+
+
+def trial_frame(grid: tune.ResultGrid, space: SearchSpace,
+                clock: TrialClock) -> pd.DataFrame:
     """One row per trial, in creation order: architecture keys (None when inactive),
-    the reported scores, ``diverged``, the trial's seconds and its end (unix time)."""
+    the reported scores, ``diverged``, the seconds the trainable ran (``time_total_s``)
+    and the trial's start and end on the driver's clock (unix time)."""
     rows = []
     for result in grid:
         # Optuna drops the 0.1 grid of the log-scaled dr_ratio (it cannot sample a log
@@ -116,7 +140,9 @@ def trial_frame(grid: tune.ResultGrid, space: SearchSpace) -> pd.DataFrame:
         rows.append({**{name: architecture[name] for name in space.names},
                      **{score: metrics[score] for score in TRIAL_SCORES},
                      "diverged": bool(metrics.get("diverged", False)),
-                     "seconds": metrics["time_total_s"], "end": metrics["timestamp"]})
+                     "seconds": metrics["time_total_s"],
+                     "start": clock.started[metrics["trial_id"]],
+                     "end": clock.last_result[metrics["trial_id"]]})
     return pd.DataFrame(rows)
 
 
@@ -138,24 +164,26 @@ def training_constants(seed: int, epochs: int) -> dict:
 
 
 def run_steerage(dataset, space, budget, epochs, seed, storage_path) -> tuple:
+    clock = TrialClock()
     result = global_search(dataset, "ffnn", space=space, budget=budget, epochs=epochs,
                            final_epochs=epochs, cpus_per_trial=1,
                            max_concurrent_trials=MAX_CONCURRENT_TRIALS,
                            storage_path=storage_path, name=f"steerage-{seed}", seed=seed,
-                           verbose=0)
+                           verbose=0, callbacks=[clock])
     if (result.trials["status"] != "completed").any():
         raise RuntimeError(f"Steerage trials failed:\n{result.trials['status'].value_counts()}")
     final = {"final_val_acc": result.best_result[METRIC],
              "final_test_acc": result.best_result["test_acc"]}
-    return trial_frame(result.result_grid, space), final
+    return trial_frame(result.result_grid, space, clock), final
 
 
 def run_baseline(kind, dataset, space, budget, epochs, seed, storage_path) -> tuple:
     search_alg = (variant_generator(random_state=seed) if kind == "random" else
                   OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed)))
+    clock = TrialClock()
     grid = run_trials(dataset, {**to_tune(space), **training_constants(seed, epochs)},
-                      search_alg, budget, storage_path, f"{kind}-{seed}")
-    return trial_frame(grid, space), {}
+                      search_alg, budget, storage_path, f"{kind}-{seed}", clock)
+    return trial_frame(grid, space, clock), {}
 
 
 def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int) -> dict:
@@ -170,8 +198,8 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
     wall = time.perf_counter() - began
     if len(trials) != budget:
         raise RuntimeError(f"{searcher} trained {len(trials)} architectures, not {budget}")
-    span = trials["end"].max() - (trials["end"] - trials["seconds"]).min()
-    idle = 1 - trials["seconds"].sum() / (MAX_CONCURRENT_TRIALS * span)
+    slot_seconds = MAX_CONCURRENT_TRIALS * (trials["end"].max() - trials["start"].min())
+    held = (trials["end"] - trials["start"]).sum()
     best = trials.loc[trials["val_acc"].idxmax()]  # idxmax: first trained among ties
     distinct = len(trials[list(space.names)].drop_duplicates())  # inactive -> NaN
     return {"dataset": dataset.name, "searcher": searcher, "seed": seed, "budget": budget,
@@ -182,22 +210,16 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
             "mean_val_acc": trials["val_acc"].mean(), "distinct": distinct,
             "diverged": int(trials["diverged"].sum()),
             "train_seconds": trials["seconds"].sum(), "wall_seconds": wall,
-            "idle_fraction": idle}
-
-
-def with_idle_per_trial(runs: pd.DataFrame) -> pd.DataFrame:
-    """Adds idle slot-seconds per trained architecture: the idle share alone favours a
-    searcher whose trials are long (Tune's own per-trial overhead, about 0.1-0.2 s
-    here, is a larger share of a short trial)."""
-    idle = runs["train_seconds"] * runs["idle_fraction"] / (1 - runs["idle_fraction"])
-    return runs.assign(idle_seconds_per_trial=idle / runs["budget"])
+            "idle_fraction": 1 - held / slot_seconds,
+            "idle_seconds_per_trial": (slot_seconds - held) / budget,
+            "report_wait_fraction": (held - trials["seconds"].sum()) / slot_seconds}
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, searcher)."""
     scores = ["best_val_acc", "test_acc_of_best", "final_val_acc", "final_test_acc",
               "mean_val_acc", "distinct", "wall_seconds", "idle_fraction",
-              "idle_seconds_per_trial"]
+              "idle_seconds_per_trial", "report_wait_fraction"]
     grouped = runs.groupby(["dataset", "searcher"], sort=False)[scores]
     table = grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
     table["seeds"] = grouped.size().to_numpy()
@@ -218,19 +240,21 @@ def summary_table(table: pd.DataFrame) -> str:
              mean_std(row, "final_val_acc"), mean_std(row, "final_test_acc"),
              mean_std(row, "mean_val_acc"), mean_std(row, "distinct", 1.0, 1),
              mean_std(row, "wall_seconds", 1.0, 0), mean_std(row, "idle_fraction", 100.0, 1),
-             mean_std(row, "idle_seconds_per_trial", 1.0, 2)]
+             mean_std(row, "idle_seconds_per_trial", 1.0, 2),
+             mean_std(row, "report_wait_fraction", 100.0, 1)]
             for _, row in table.iterrows()]
     return markdown_table(["dataset", "searcher", "seeds", "best val acc %",
                            "test acc % of best-by-val", "final pick val %",
                            "final pick test %", "mean val acc % of all trials",
                            "distinct architectures", "wall s per run", "idle %",
-                           "idle s per trial"], rows)
+                           "idle s per trial", "waiting at reports %"], rows)
 
 
 COMPARED = [("best_val_acc", "best val acc %", 100.0), ("test_acc_of_best",
             "test acc % of best-by-val", 100.0), ("wall_seconds", "wall s", 1.0),
-            ("idle_fraction", "idle %", 100.0), ("idle_seconds_per_trial",
-                                                 "idle s per trial", 1.0)]
+            ("idle_fraction", "idle %", 100.0),
+            ("idle_seconds_per_trial", "idle s per trial", 1.0),
+            ("report_wait_fraction", "waiting at reports %", 100.0)]
 
 
 def versus_table(runs: pd.DataFrame, peer: str = "optuna_tpe") -> str:
@@ -257,11 +281,13 @@ def runs_table(runs: pd.DataFrame) -> str:
              percent(row["test_acc_of_best"]), percent(row["final_val_acc"]),
              percent(row["final_test_acc"]), str(row["distinct"]), str(row["diverged"]),
              f"{row['wall_seconds']:.0f}", f"{100 * row['idle_fraction']:.1f}",
-             f"{row['idle_seconds_per_trial']:.2f}"]
+             f"{row['idle_seconds_per_trial']:.2f}",
+             f"{100 * row['report_wait_fraction']:.1f}"]
             for _, row in runs.iterrows()]
     return markdown_table(["dataset", "searcher", "seed", "best val %", "test % of best",
                            "final pick val %", "final pick test %", "distinct", "diverged",
-                           "wall s", "idle %", "idle s per trial"], rows)
+                           "wall s", "idle %", "idle s per trial",
+                           "waiting at reports %"], rows)
 
 
 def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
@@ -333,7 +359,8 @@ def main() -> None:
                          f", final pick val {row['final_val_acc']:.4f} test "
                          f"{row['final_test_acc']:.4f}")
                       + f", {row['distinct']} distinct, {row['wall_seconds']:.0f} s, "
-                        f"idle {100 * row['idle_fraction']:.1f} %",
+                        f"idle {100 * row['idle_fraction']:.1f} %, waiting at reports "
+                        f"{100 * row['report_wait_fraction']:.1f} %",
                       flush=True)
     ray.shutdown()
     runs = pd.DataFrame(runs)
@@ -346,7 +373,6 @@ def main() -> None:
 def report(runs: pd.DataFrame, args: argparse.Namespace, datasets: list[Dataset],
            epochs: list[int], seconds: float, how: str) -> None:
     """Print the section and (unless --no-write) write it to RESULTS.md."""
-    runs = with_idle_per_trial(runs)
     defaults = (args.budget == 60 and list(args.seeds) == [0, 1, 2, 3, 4]
                 and args.datasets == ["mnist1d"] and epochs == [DEFAULT_EPOCHS["mnist1d"]])
     command = "python benchmarks/bench_search_comparison.py" + ("" if defaults else (

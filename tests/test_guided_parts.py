@@ -110,6 +110,21 @@ def test_refitting_some_members_keeps_the_others():
     assert np.array_equal(original.predict_members(X), before)
 
 
+def test_a_pickled_ensemble_predicts_the_same_and_a_refit_member_gets_a_new_text():
+    rng = np.random.default_rng(1)
+    X, y = rng.random((30, 3)), rng.random(30)
+    ensemble = BoostedEnsemble(n_members=3, seed=0).fit(X, y).serialise()
+    texts = list(ensemble._texts)
+    restored = pickle.loads(pickle.dumps(ensemble))
+    assert np.array_equal(restored.predict_members(X), ensemble.predict_members(X))
+    refitted = restored.copy().fit(np.vstack([X, X[:4]]),
+                                   np.concatenate([y, y[:4] + 1.0]), members=[2])
+    again = pickle.loads(pickle.dumps(refitted))
+    assert again._texts[:2] == texts[:2] and again._texts[2] != texts[2]
+    assert np.array_equal(again.predict_members(X), refitted.predict_members(X))
+    assert restored._texts == texts  # the copy's refit left the original's texts alone
+
+
 def test_candidate_set_skips_known_architectures_and_copies_without_the_seen_ones():
     candidates = CandidateSet(n_dims=2, n_members=3)
     rows = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0], [2.0, 2.0], [3.0, 0.0]])

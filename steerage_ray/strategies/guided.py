@@ -281,6 +281,8 @@ class GuidedStrategy:
                 self._add(candidates, model, snapshot,
                           self.neighbourhood.of(snapshot.codes[new_leaders], rng))
             refreshed_on = previous.refreshed_on
+        for ensemble in (model, *extra):  # here, not in the driver's next checkpoint
+            ensemble.serialise()
         return Fitted(snapshot.n, model, candidates, (targets[order], snapshot.labels[order]),
                       refreshed_on, next_member, time.perf_counter() - started, extra)
 
