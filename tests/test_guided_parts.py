@@ -162,6 +162,23 @@ def test_refit_queue_applies_in_order_keeps_a_lag_and_recomputes_after_pickling(
     assert queue.settle(keep=1) == queue.settle() and not queue.pending
 
 
+def test_the_idle_hook_follows_the_newest_refit_and_never_holds_up_its_result():
+    hooked, released, done = [], threading.Event(), threading.Event()
+
+    def hook(state):
+        released.wait(10)  # a slow hook: the result must not wait for it
+        hooked.append(state)
+        done.set()
+
+    queue = RefitQueue(slow_append, when_idle=hook)
+    for snapshot in range(3):
+        queue.submit(snapshot)
+    assert [s for s, _ in queue.settle()] == [0, 1, 2] and not hooked
+    released.set()
+    assert done.wait(10)
+    assert [s for s, _ in hooked[-1]] == [0, 1, 2]  # the newest state, after the others
+
+
 def failing_step(state, snapshot):
     raise ValueError(f"refit {snapshot} failed")
 

@@ -122,6 +122,12 @@ class Fitted:
     seconds: float
     extra: tuple = ()
 
+    def serialise(self) -> None:
+        """Make the model text of every ensemble, so that pickling this state (Tune
+        saves the searcher after every result) does not make it on the driver."""
+        for ensemble in (self.model, *self.extra):
+            ensemble.serialise()
+
     def unwarp(self, score: float) -> float:
         """A prediction in label units: interpolated between the observed labels whose
         transformed targets surround it, so it never leaves the measured range."""
@@ -157,7 +163,7 @@ class GuidedStrategy:
         self.explore_every, self.break_ties = explore_every, break_ties
         self.features = FeatureMap(space)
         self.neighbourhood = Neighbourhood(space, enumerate_up_to=enumerate_up_to)
-        self.refits = RefitQueue(self._refit)
+        self.refits = RefitQueue(self._refit, when_idle=Fitted.serialise)
         self._rng = np.random.default_rng([seed, 7])  # proposals (driver thread) only
         self._submitted = 0  # completed observations in the newest snapshot
         self._snapshots = 0
@@ -281,8 +287,6 @@ class GuidedStrategy:
                 self._add(candidates, model, snapshot,
                           self.neighbourhood.of(snapshot.codes[new_leaders], rng))
             refreshed_on = previous.refreshed_on
-        for ensemble in (model, *extra):  # here, not in the driver's next checkpoint
-            ensemble.serialise()
         return Fitted(snapshot.n, model, candidates, (targets[order], snapshot.labels[order]),
                       refreshed_on, next_member, time.perf_counter() - started, extra)
 

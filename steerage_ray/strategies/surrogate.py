@@ -23,7 +23,8 @@ Pickling writes each member as LightGBM's model text. A fitted member never chan
 (``fit`` replaces it), so its text is made once and kept: Tune saves the searcher after
 every result, and re-serialising eight boosters each time was about 7 of the 10 ms
 such a save took on the driver at 100 observations. ``serialise`` makes the missing
-texts; the search's refit thread calls it, so the driver's saves only copy them.
+texts; the search's refit worker calls it when it has no refit to run
+(``RefitQueue``'s ``when_idle``), so the driver's saves only copy them.
 """
 
 from __future__ import annotations
