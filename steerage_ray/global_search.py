@@ -42,6 +42,7 @@ from typing import Any
 import pandas as pd
 from ray import tune
 from ray.train.constants import DEFAULT_STORAGE_PATH
+from ray.tune.schedulers import TrialScheduler
 
 from steerage_ray import named_objectives, storage
 from steerage_ray.checks import integer, optional_integer
@@ -57,6 +58,7 @@ from steerage_ray.families import check_family
 from steerage_ray.latency import LatencyTable, load_table
 from steerage_ray.named_objectives import ObjectiveCosts
 from steerage_ray.predictor import AccuracyPredictor
+from steerage_ray.schedulers import FINAL_PHASE, FINAL_PHASE_KEY, SparingFinalPhase
 from steerage_ray.searchers import SteerageSearcher
 from steerage_ray.searchers.steerage import FINAL
 from steerage_ray.searchers.tune_space import from_tune
@@ -190,7 +192,8 @@ def global_search(
             defaults to a timestamped one.
         seed: seeds the searcher and every trial.
         scheduler: a Tune scheduler, e.g. ASHA (early-stopped trials are labelled with
-            the best ``val_acc`` they reported).
+            the best ``val_acc`` they reported). It never stops the final phase, whose
+            trial trains the search's answer (``schedulers.SparingFinalPhase``).
         objectives: what to optimise, as ``named_objectives`` names them: None or
             ``["val_acc:max"]`` (one objective, the default search), or e.g.
             ``["val_acc:max", "params:min"]`` (a Pareto front; ``flops:min`` and
@@ -217,6 +220,8 @@ def global_search(
     final_config = dict(searcher_options.pop("final_config", None) or {})
     if final_epochs is not None:
         final_config["epochs"] = final_epochs
+    if scheduler is not None:
+        scheduler = _sparing_final_phase(scheduler, final_config)
     search_space = _search_space(space, family, data,
                                  searcher_options.get("algorithm", DEFAULT_ALGORITHM))
     check_space_fits(search_space, family, data)
@@ -495,6 +500,17 @@ def _training_constants(family: str, seed: int, epochs: int | None,
         prefix = "" if field == "epochs" and epochs is not None else "training."
         raise ValueError(f"{prefix}{error}") from None
     return {"family": family, "seed": seed, **training}
+
+
+def _sparing_final_phase(scheduler: Any, final_config: dict) -> SparingFinalPhase:
+    """``scheduler`` wrapped so that it never stops the final phase, whose configs get
+    the key that marks them (``final_config`` is changed in place)."""
+    if not isinstance(scheduler, TrialScheduler):
+        raise ValueError(f"scheduler must be a Tune TrialScheduler (e.g. "
+                         f"ray.tune.schedulers.ASHAScheduler()), got "
+                         f"{type(scheduler).__name__}")
+    final_config[FINAL_PHASE_KEY] = FINAL_PHASE
+    return SparingFinalPhase(scheduler)
 
 
 def _quiet_snapshot_warning() -> None:

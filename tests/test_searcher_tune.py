@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 import pytest
 from ray import cloudpickle, tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.sample import Domain
 
 from steerage_ray.global_search import SearchInterrupted, global_search, resume_global_search
@@ -279,6 +279,24 @@ def test_asha_stopped_trials_are_labelled_with_their_best_report(ray_session, tm
     assert np.allclose(obs["metric"], best_possible)  # the best value each one reported
 
 
+class StopAtFirstReport(FIFOScheduler):
+    """A real Tune scheduler that stops every trial at its first report."""
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return self.STOP
+
+
+@pytest.mark.slow
+def test_a_scheduler_never_stops_the_final_phase(ray_session, tmp_path):
+    result = search_digits(tmp_path, "sparing", scheduler=StopAtFirstReport())
+    trials = result.trials.set_index("phase")
+    assert len(trials) == TOTAL and (trials["status"] == "completed").all()
+    assert (trials.drop(index="final")["iterations"] == 1).all()  # every other one stopped
+    assert trials.loc["final", "iterations"] == 3  # final_epochs: trained to its end
+    assert "test_acc" in result.best_result  # only a trial's last report has it
+    assert result.best_config["search_phase"] == "final"
+
+
 GPU_SCRIPT = textwrap.dedent("""
     import json, sys
     import ray
@@ -323,6 +341,7 @@ def test_gpu_trials_on_fake_gpus_schedule_and_train_on_the_cpu(tmp_path):
     (dict(algorithm="paper", iter_count=100, count=64), "pool"),
     (dict(iter_count=100), "iter_count applies to algorithm='paper'"),
     (dict(budget=0), "budget"),
+    (dict(scheduler="asha"), "scheduler must be a Tune TrialScheduler"),
 ])
 def test_global_search_rejects_bad_input_before_any_trial(kwargs, match):
     with pytest.raises(ValueError, match=match):
