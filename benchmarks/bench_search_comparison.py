@@ -118,7 +118,8 @@ def run_trials(dataset: Dataset, param_space: dict, search_alg, num_samples: int
         param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=search_alg, metric=METRIC, mode=MODE,
                                     num_samples=num_samples, reuse_actors=True,
-                                    scheduler=scheduler, max_concurrent_trials=MAX_CONCURRENT_TRIALS
+                                    scheduler=scheduler,
+                                    max_concurrent_trials=MAX_CONCURRENT_TRIALS
                                     if isinstance(search_alg, Searcher) else None),
         run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0,
                                   callbacks=[clock],
@@ -151,7 +152,7 @@ def trial_frame(grid: tune.ResultGrid, space: SearchSpace,
                 clock: TrialClock) -> pd.DataFrame:
     """One row per trial, in creation order: architecture keys (None when inactive),
     the reported scores (test scores NaN for a trial a scheduler stopped: only the
-    last report has them), ``diverged``, ``epochs`` trained (Tune's
+    last report has them), ``diverged``, ``epochs_run`` (Tune's
     ``training_iteration``: one report per epoch), ``to_the_end`` (it made its last
     report), the seconds the trainable ran (``time_total_s``) and the trial's start and
     end on the driver's clock (unix time)."""
@@ -167,7 +168,7 @@ def trial_frame(grid: tune.ResultGrid, space: SearchSpace,
         rows.append({**{name: architecture[name] for name in space.names},
                      **{score: metrics.get(score, math.nan) for score in TRIAL_SCORES},
                      "diverged": bool(metrics.get("diverged", False)),
-                     "epochs": metrics["training_iteration"],
+                     "epochs_run": metrics["training_iteration"],
                      "to_the_end": "test_acc" in metrics,
                      "seconds": metrics["time_total_s"],
                      "start": clock.started[metrics["trial_id"]],
@@ -270,7 +271,7 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
             "final_val_acc": final.get("final_val_acc", math.nan),
             "final_test_acc": final.get("final_test_acc", math.nan),
             "mean_val_acc": ended["val_acc"].mean(), "distinct": distinct,
-            "to_the_end": len(ended), "epochs_trained": int(trials["epochs"].sum()),
+            "to_the_end": len(ended), "epochs_trained": int(trials["epochs_run"].sum()),
             "diverged": int(trials["diverged"].sum()),
             "train_seconds": trials["seconds"].sum(), "wall_seconds": wall,
             "idle_fraction": 1 - held / slot_seconds,
