@@ -332,8 +332,9 @@ def _patient_restore():
     (``searchers.steerage.RESTORE_GRACE_S``, 10 s, meant for trials Tune *dropped*).
     Past it the searcher proposed those architectures again, so they were trained
     twice and the search ended short of its plan. While resuming, the grace is
-    :data:`RESUME_GRACE_S` (the storage keeps Tune's and the searcher's state in step,
-    so no trial is actually dropped)."""
+    :data:`RESUME_GRACE_S`. The one trial Tune can really drop here, one the searcher
+    proposed just before a kill that Tune's saved trial list does not hold yet, the
+    searcher finds at once (``SteerageSearcher.restore_from_dir``)."""
     from steerage_ray.searchers import steerage as searcher_module
 
     default = searcher_module.RESTORE_GRACE_S

@@ -138,7 +138,8 @@ def test_an_existing_experiment_is_never_overwritten(finished_run, capsys):
     assert {p: p.read_bytes() for p in before} == before
 
 
-def test_resume_after_the_driver_is_killed_trains_nothing_twice(ray_session, tmp_path):
+def test_resume_after_the_driver_is_killed_trains_nothing_twice(ray_session, tmp_path,
+                                                                 capsys):
     out = tmp_path / "killed"
     address = ray_session.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "steerage_ray", "search", "-e", "digits-ffnn",
@@ -159,9 +160,14 @@ def test_resume_after_the_driver_is_killed_trains_nothing_twice(ray_session, tmp
     assert any("trial 5 done" in line for line in seen), "".join(seen[-30:])
     assert not (out / "trials.csv").exists(), "the search finished before the kill"
 
+    capsys.readouterr()
     assert main(["resume", str(out)]) == 0
+    # A kill while Tune saved its state can leave a proposed trial out of Tune's trial
+    # list: its architecture is proposed again at once, and the plan gives up the one
+    # trial Tune counted for it (before, the resume waited 10 minutes for it).
+    torn = capsys.readouterr().out.count("Tune's saved state does not hold it")
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 13
+    assert len(trials) == 13 - torn
     assert (trials["status"] == "completed").all()
     architecture = [c for c in trials.columns if c.startswith("config/")]
     assert not trials.duplicated(architecture).any(), "an architecture was trained twice"

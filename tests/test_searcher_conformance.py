@@ -5,6 +5,8 @@ default plan. Real Tuners on the session's local Ray."""
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import signal
@@ -16,6 +18,7 @@ from ray import cloudpickle, tune
 from ray.tune.search import Repeater, Searcher
 
 from steerage_ray.searchers import SteerageSearcher
+from steerage_ray.searchers import steerage as searcher_module
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -58,37 +61,71 @@ class StopAfter(tune.Callback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def test_restore_without_unfinished_trials_reproposes_them_and_finishes(ray_session,
-                                                                       tmp_path):
-    space = {**SPACE, "sleep": 0.5}
-    searcher = SteerageSearcher(seed=0)  # plan sized by num_samples
-    tuner = tune.Tuner(
-        tune.with_resources(slow_quadratic, {"cpu": 0.5}), param_space=space,
-        tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
-                                    num_samples=8, max_concurrent_trials=3),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="drop", verbose=0,
-                                  callbacks=[StopAfter(3, str(tmp_path / "stopped"))]))
-    tuner.fit()
-    path = str(tmp_path / "drop")
-    interrupted = SteerageSearcher()
+RESUMABLE = tune.with_resources(slow_quadratic, {"cpu": 0.5})
+
+
+def interrupted_run(tmp_path, name):
+    """8 trials (3 at a time) stopped gracefully after 3 completed: the experiment's
+    path and the searcher as Tune saved it, with at least one trial in flight."""
+    tune.Tuner(
+        RESUMABLE, param_space={**SPACE, "sleep": 0.5},
+        tune_config=tune.TuneConfig(search_alg=SteerageSearcher(seed=0), metric="score",
+                                    mode="max", num_samples=8, max_concurrent_trials=3),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0,
+                                  callbacks=[StopAfter(3, str(tmp_path / "stopped"))])).fit()
+    path = str(tmp_path / name)
+    interrupted = SteerageSearcher()  # plan sized by num_samples
     interrupted.restore_from_dir(path)
-    lost = {(r["config"]["x"], r["config"]["y"])
-            for r in map(interrupted.trial, interrupted.in_flight)}
-    assert lost, "no trial was in flight at the interruption"
+    assert interrupted.in_flight, "no trial was in flight at the interruption"
+    return path, interrupted
+
+
+def resume(path, resume_unfinished):
+    """Finish the run within a minute; the (x, y) of its completed trials, in order."""
     started = time.monotonic()
-    grid = tune.Tuner.restore(path, tune.with_resources(slow_quadratic, {"cpu": 0.5}),
-                              resume_unfinished=False).fit()
+    grid = tune.Tuner.restore(path, RESUMABLE, resume_unfinished=resume_unfinished).fit()
     assert time.monotonic() - started < 60
     restored = SteerageSearcher()
     restored.restore_from_dir(grid.experiment_path)
-    obs = restored.observations
-    done = obs[obs["status"] == "completed"]
-    trained = set(zip(done["config/x"], done["config/y"]))
-    assert lost <= trained  # every dropped architecture was proposed again and trained
-    # Tune counted the dropped trials against num_samples=8; the plan gave way to them
-    assert len(done) == len(trained) == 8 - len(lost)
     assert restored.phase == "finished" and not restored.in_flight
+    obs = restored.observations
     assert obs["phase"].iloc[-1] == "final"
+    done = obs[obs["status"] == "completed"]
+    return list(zip(done["config/x"], done["config/y"]))
+
+
+def test_restore_without_unfinished_trials_reproposes_them_and_finishes(ray_session,
+                                                                       tmp_path):
+    path, interrupted = interrupted_run(tmp_path, "drop")
+    lost = {(r["config"]["x"], r["config"]["y"])
+            for r in map(interrupted.trial, interrupted.in_flight)}
+    trained = resume(path, resume_unfinished=False)
+    assert lost <= set(trained)  # every dropped architecture was proposed again and trained
+    # Tune counted the dropped trials against num_samples=8; the plan gave way to them
+    assert len(set(trained)) == len(trained) == 8 - len(lost)
+
+
+def test_a_trial_missing_from_tunes_saved_state_is_proposed_again_at_once(
+        ray_session, tmp_path, monkeypatch):
+    """A driver killed while Tune saves can leave the searcher's state holding a trial
+    that Tune's trial list does not: made here by taking one trial in flight out of
+    Tune's saved list after a graceful stop. Resumed with every unfinished trial, the
+    run must not wait out the grace period for it (600 s here, as global_search's
+    resume sets it)."""
+    monkeypatch.setattr(searcher_module, "RESTORE_GRACE_S", 600.0)
+    path, interrupted = interrupted_run(tmp_path, "torn")
+    missing = interrupted.in_flight[0]
+    state_file = sorted(glob.glob(os.path.join(path, "experiment_state-*.json")))[-1]
+    with open(state_file) as file:
+        state = json.load(file)
+    state["trial_data"] = [pair for pair in state["trial_data"]
+                           if json.loads(pair[0])["trial_id"] != missing]
+    with open(state_file, "w") as file:
+        json.dump(state, file)
+    lost = interrupted.trial(missing)["config"]
+    trained = resume(path, resume_unfinished=True)
+    assert trained.count((lost["x"], lost["y"])) == 1  # proposed again, trained once
+    assert len(set(trained)) == len(trained) == 7  # Tune counted the lost trial: 8 - 1
 
 
 @pytest.mark.parametrize("num_samples", [1, 4, 5])

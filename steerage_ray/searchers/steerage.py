@@ -28,7 +28,12 @@ What the adapter decides (the strategies never see Tune):
   has reported for a grace period (10 s, or twice the longest gap seen between two
   consecutive reports of one trial), its architecture is proposed again under a new
   id, before anything new. (A resumed trial that takes longer than that to report
-  again would be trained twice.)
+  again would be trained twice.) A trial in flight that Tune's own saved trial list
+  does not hold (the driver was killed while Tune wrote its state: the searcher's file
+  was replaced, the trial list not yet; ``searchers.tune_state``) is taken for dropped
+  at once. A dropped trial used one of Tune's ``num_samples``: where the plan then
+  needs more trials than Tune will start, it gives up one proposal (its later phases
+  still fit).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.pareto import non_dominated
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import arguments
+from steerage_ray.searchers.tune_state import saved_trial_ids
 from steerage_ray.searchers.objectives import (CostTable, Objective, check_metric_mode,
                                                objectives, split_objectives)
 from steerage_ray.searchers.tune_space import from_tune
@@ -202,6 +208,7 @@ class SteerageSearcher(Searcher):
         self._max_concurrent: int | None = None
         self._finished = False
         self._unconfirmed: set[str] = set()
+        self._dropped = 0  # trials Tune started (counted) but never ran to the end
         self._quiet_since = 0.0
         self._report_gap = 0.0
         self._last_report: dict[str, float] = {}
@@ -376,6 +383,20 @@ class SteerageSearcher(Searcher):
         self._unconfirmed = set(self.in_flight)
         self._quiet_since = time.monotonic()
         self._last_report = {}
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Restore from an experiment directory (what ``Tuner.restore`` calls); a trial
+        in flight that Tune's saved trial list there does not hold is dropped at once
+        and its architecture proposed again first (see the module docstring)."""
+        super().restore_from_dir(checkpoint_dir)
+        known = saved_trial_ids(checkpoint_dir)
+        if known is None:
+            return
+        for trial_id in [t for t in self.in_flight if t not in known]:
+            logger.warning("SteerageSearcher: trial %s was proposed, but Tune's saved state "
+                           "does not hold it (the driver stopped while Tune saved); its "
+                           "architecture is proposed again", trial_id)
+            self._retry.append(self._drop(trial_id))
 
     def requeue_in_flight(self) -> list[str]:
         """Forget the trials in flight and propose their architectures again (first).
@@ -657,11 +678,7 @@ class SteerageSearcher(Searcher):
 
     def _dropped_trial(self) -> Record | None:
         """After a restore: once no trial has reported for the grace period, the oldest
-        trial still unconfirmed was dropped by Tune; its architecture is proposed again.
-
-        Tune counted the dropped trial against ``num_samples``, so a default-mode plan
-        sized by ``num_samples`` gives up one proposal for it (its later phases still
-        fit)."""
+        trial still unconfirmed was dropped by Tune; its architecture is proposed again."""
         grace = max(RESTORE_GRACE_S, 2.0 * self._report_gap)
         if time.monotonic() - self._quiet_since < grace:
             return None
@@ -669,8 +686,18 @@ class SteerageSearcher(Searcher):
         logger.warning("SteerageSearcher: trial %s has not reported since the restore "
                        "(%.0f s); Tune dropped it, its architecture is proposed again",
                        trial_id, grace)
+        return self._drop(trial_id)
+
+    def _drop(self, trial_id: str) -> Record:
+        """Forget a trial Tune dropped; a fresh record of its architecture is returned.
+
+        Tune counted the trial against ``num_samples``: where the default-mode plan now
+        needs more trials than Tune will start, it gives up one proposal (its later
+        phases still fit)."""
+        self._dropped += 1
         plan = self._strategy.plan
-        if self.budget is None and isinstance(plan, GuidedPlan) and plan.total > 1:
+        if self._num_samples is not None and isinstance(plan, GuidedPlan) and \
+                plan.total > 1 and plan.total + self._dropped > self._num_samples:
             self._strategy.plan = GuidedPlan.for_budget(plan.total - 1, plan.initial,
                                                         plan.final)
         return self._forget(trial_id)
