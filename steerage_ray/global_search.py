@@ -346,9 +346,10 @@ def _patient_restore():
 
 
 def _saved_searcher(path: str) -> SteerageSearcher:
-    """The searcher as Tune last saved it in the experiment at ``path``."""
+    """The searcher as Tune last saved it in the experiment at ``path`` (a look at it:
+    the restore that continues the search is Tune's own)."""
     searcher = SteerageSearcher()
-    searcher.restore_from_dir(path)
+    searcher.restore_from_dir(path, check_tune_trials=False)
     return searcher
 
 

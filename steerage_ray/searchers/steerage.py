@@ -384,12 +384,14 @@ class SteerageSearcher(Searcher):
         self._quiet_since = time.monotonic()
         self._last_report = {}
 
-    def restore_from_dir(self, checkpoint_dir: str) -> None:
+    def restore_from_dir(self, checkpoint_dir: str, *, check_tune_trials: bool = True) -> None:
         """Restore from an experiment directory (what ``Tuner.restore`` calls); a trial
         in flight that Tune's saved trial list there does not hold is dropped at once
-        and its architecture proposed again first (see the module docstring)."""
+        and its architecture proposed again first (see the module docstring).
+        ``check_tune_trials=False``: the state exactly as saved (a look at a saved
+        search that will not continue in this object)."""
         super().restore_from_dir(checkpoint_dir)
-        known = saved_trial_ids(checkpoint_dir)
+        known = saved_trial_ids(checkpoint_dir) if check_tune_trials else None
         if known is None:
             return
         for trial_id in [t for t in self.in_flight if t not in known]:
