@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -163,14 +162,12 @@ def test_resume_after_the_driver_is_killed_trains_nothing_twice(ray_session, tmp
 
     capsys.readouterr()
     assert main(["resume", str(out)]) == 0
-    # A kill while Tune saved its state can leave a proposed trial out of Tune's trial
-    # list: its architecture is proposed again at once, and the plan gives up the one
-    # trial Tune counted for it (before, the resume waited 10 minutes for it).
-    torn = set(re.findall(r"trial (\w+) was proposed, but Tune's saved state",
-                          capsys.readouterr().out))
-    assert len(torn) <= 1
+    # A kill while Tune saved its state can leave its files from different moments
+    # (searchers/tune_state.py): Tune then counts one trial that trains nothing, and the
+    # plan gives up one proposal (before, the resume waited 10 minutes, or ended short).
+    torn = "the driver stopped while Tune saved" in capsys.readouterr().out
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 13 - len(torn)
+    assert len(trials) == 13 or (torn and len(trials) == 12)
     assert (trials["status"] == "completed").all()
     architecture = [c for c in trials.columns if c.startswith("config/")]
     assert not trials.duplicated(architecture).any(), "an architecture was trained twice"

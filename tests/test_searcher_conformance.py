@@ -128,6 +128,23 @@ def test_a_trial_missing_from_tunes_saved_state_is_proposed_again_at_once(
     assert len(set(trained)) == len(trained) == 7  # Tune counted the lost trial: 8 - 1
 
 
+def test_a_trial_tune_counted_but_never_saved_costs_one_proposal_not_the_run(ray_session,
+                                                                             tmp_path):
+    """The other torn save: Tune's generator counted a trial that neither its trial list
+    nor the searcher's state holds (made here by raising the saved count by one). Tune
+    then starts one trial fewer than the plan needs; the plan gives way at the restore,
+    so the search still completes, its final phase included."""
+    path, _ = interrupted_run(tmp_path, "uncounted")
+    state_file = sorted(glob.glob(os.path.join(path, "search_gen_state-*.json")))[-1]
+    with open(state_file, "rb") as file:
+        state = cloudpickle.load(file)
+    state["counter"] += 1
+    with open(state_file, "wb") as file:
+        cloudpickle.dump(state, file)
+    trained = resume(path, resume_unfinished=True)
+    assert len(set(trained)) == len(trained) == 7  # 8 counted, one of them trains nothing
+
+
 @pytest.mark.parametrize("num_samples", [1, 4, 5])
 def test_any_budget_runs_every_trial(ray_session, tmp_path, num_samples):
     searcher = SteerageSearcher(seed=1)

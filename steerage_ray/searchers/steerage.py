@@ -28,12 +28,12 @@ What the adapter decides (the strategies never see Tune):
   has reported for a grace period (10 s, or twice the longest gap seen between two
   consecutive reports of one trial), its architecture is proposed again under a new
   id, before anything new. (A resumed trial that takes longer than that to report
-  again would be trained twice.) A trial in flight that Tune's own saved trial list
-  does not hold (the driver was killed while Tune wrote its state: the searcher's file
-  was replaced, the trial list not yet; ``searchers.tune_state``) is taken for dropped
-  at once. A dropped trial used one of Tune's ``num_samples``: where the plan then
-  needs more trials than Tune will start, it gives up one proposal (its later phases
-  still fit).
+  again would be trained twice.) A driver killed while Tune wrote its state can leave
+  Tune's files from different moments (``searchers.tune_state``): a trial in flight
+  that Tune's saved trial list does not hold is taken for dropped at once, and trials
+  Tune's generator counted but nobody saved are taken as lost. Each dropped or lost
+  trial used one of Tune's ``num_samples``: where the plan then needs more trials than
+  Tune will start, it gives up as many proposals (its later phases still fit).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.pareto import non_dominated
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.searchers import arguments
-from steerage_ray.searchers.tune_state import saved_trial_ids
+from steerage_ray.searchers.tune_state import created_trial_count, saved_trial_ids
 from steerage_ray.searchers.objectives import (CostTable, Objective, check_metric_mode,
                                                objectives, split_objectives)
 from steerage_ray.searchers.tune_space import from_tune
@@ -208,7 +208,8 @@ class SteerageSearcher(Searcher):
         self._max_concurrent: int | None = None
         self._finished = False
         self._unconfirmed: set[str] = set()
-        self._dropped = 0  # trials Tune started (counted) but never ran to the end
+        self._handed_out = 0  # configs suggest gave Tune in this experiment
+        self._lost_slots = 0  # trials Tune counted against num_samples that train nothing
         self._quiet_since = 0.0
         self._report_gap = 0.0
         self._last_report: dict[str, float] = {}
@@ -259,6 +260,7 @@ class SteerageSearcher(Searcher):
             record.phase, record.round = WARM_START, -1
         self._strategy, self._finished, self._num_samples = None, False, None
         self._retry, self._unconfirmed = [], set()
+        self._handed_out, self._lost_slots = 0, 0
         logger.info("SteerageSearcher: a new experiment continues from %d known "
                     "architectures (warm starts)", len(self._history.records))
 
@@ -300,6 +302,7 @@ class SteerageSearcher(Searcher):
         self._trials[trial_id] = self._history.add(record)
         if self._strategy is not None and hasattr(self._strategy, "after_proposal"):
             self._strategy.after_proposal(self._history)
+        self._handed_out += 1
         return self._tune_config(record)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -391,10 +394,17 @@ class SteerageSearcher(Searcher):
         ``check_tune_trials=False``: the state exactly as saved (a look at a saved
         search that will not continue in this object)."""
         super().restore_from_dir(checkpoint_dir)
-        known = saved_trial_ids(checkpoint_dir) if check_tune_trials else None
-        if known is None:
+        if not check_tune_trials:
             return
-        for trial_id in [t for t in self.in_flight if t not in known]:
+        counted = created_trial_count(checkpoint_dir)
+        if counted is not None and counted > self._handed_out:
+            logger.warning("SteerageSearcher: Tune counted %d trial(s) this searcher's saved "
+                           "state does not hold (the driver stopped while Tune saved); "
+                           "they train nothing", counted - self._handed_out)
+            self._lose_slots(counted - self._handed_out)
+            self._handed_out = counted
+        known = saved_trial_ids(checkpoint_dir)
+        for trial_id in [t for t in self.in_flight if known is not None and t not in known]:
             logger.warning("SteerageSearcher: trial %s was proposed, but Tune's saved state "
                            "does not hold it (the driver stopped while Tune saved); its "
                            "architecture is proposed again", trial_id)
@@ -691,18 +701,23 @@ class SteerageSearcher(Searcher):
         return self._drop(trial_id)
 
     def _drop(self, trial_id: str) -> Record:
-        """Forget a trial Tune dropped; a fresh record of its architecture is returned.
-
-        Tune counted the trial against ``num_samples``: where the default-mode plan now
-        needs more trials than Tune will start, it gives up one proposal (its later
-        phases still fit)."""
-        self._dropped += 1
-        plan = self._strategy.plan
-        if self._num_samples is not None and isinstance(plan, GuidedPlan) and \
-                plan.total > 1 and plan.total + self._dropped > self._num_samples:
-            self._strategy.plan = GuidedPlan.for_budget(plan.total - 1, plan.initial,
-                                                        plan.final)
+        """Forget a trial Tune dropped (it counted against ``num_samples``); a fresh
+        record of its architecture is returned."""
+        self._lose_slots(1)
         return self._forget(trial_id)
+
+    def _lose_slots(self, count: int) -> None:
+        """Tune counted ``count`` more trials against ``num_samples`` that train nothing:
+        where the default-mode plan now needs more trials than Tune will start, it gives
+        up as many proposals (its later phases still fit; a paper-mode plan cannot)."""
+        self._lost_slots += count
+        plan = self._strategy.plan if self._strategy is not None else None
+        if self._num_samples is None or not isinstance(plan, GuidedPlan):
+            return
+        given = len(self._given) + sum(r.phase == GIVEN for r in self._history.records)
+        fits = self._num_samples - self._lost_slots - given  # given points are trials too
+        if 1 <= fits < plan.total:
+            self._strategy.plan = GuidedPlan.for_budget(fits, plan.initial, plan.final)
 
     def _forget(self, trial_id: str) -> Record:
         """Drop an in-flight trial (its late reports are then ignored) and return a
