@@ -279,6 +279,10 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
             "report_wait_fraction": (held - trials["seconds"].sum()) / slot_seconds}
 
 
+# Under a scheduler: trials trained to their end, and epochs trained in all.
+PARTIAL_COUNTS = ("to_the_end", "epochs_trained")
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, searcher)."""
     scores = ["best_val_acc", "test_acc_of_best", "final_val_acc", "final_test_acc",
@@ -289,10 +293,6 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     table = grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
     table["seeds"] = grouped.size().to_numpy()
     return table
-
-
-# Under a scheduler: trials trained to their end, and epochs trained in all.
-PARTIAL_COUNTS = ("to_the_end", "epochs_trained")
 
 
 def mean_std(row: pd.Series, column: str, scale: float = 100.0, digits: int = 2) -> str:
@@ -351,10 +351,10 @@ def versus_table(runs: pd.DataFrame, peer: str = "optuna_tpe") -> str:
 
 def versus_text(runs: pd.DataFrame, scheduler: str) -> str:
     """Steerage against TPE and, under a scheduler, against its unweighted ablation."""
-    peers = [name for name in ("optuna_tpe", "steerage_unweighted")[
-        : 1 if scheduler == "none" else 2] if (runs["searcher"] == name).any()]
     names = {"optuna_tpe": "Optuna TPE",
              "steerage_unweighted": "its ablation steerage_unweighted"}
+    peers = [name for name in names
+             if name in SEARCHERS[scheduler] and (runs["searcher"] == name).any()]
     return "\n\n".join(
         f"Steerage against {names[peer]} (medians over the seeds, two-sided Mann-Whitney "
         f"U):"

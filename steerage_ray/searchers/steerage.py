@@ -404,7 +404,9 @@ class SteerageSearcher(Searcher):
             self._lose_slots(counted - self._handed_out)
             self._handed_out = counted
         known = saved_trial_ids(checkpoint_dir)
-        for trial_id in [t for t in self.in_flight if known is not None and t not in known]:
+        if known is None:
+            return
+        for trial_id in [t for t in self.in_flight if t not in known]:
             logger.warning("SteerageSearcher: trial %s was proposed, but Tune's saved state "
                            "does not hold it (the driver stopped while Tune saved); its "
                            "architecture is proposed again", trial_id)
