@@ -57,8 +57,10 @@ baseline: {{hidden_sizes: [32]}}
 seed: 5
 """
 CLI = [sys.executable, "-m", "steerage_ray"]
+# (the progress line that arms a fault, seconds until it fires); local search of this
+# experiment took 4.6 s on 2 cores (progress.json), so a fault 1 s in lands inside it
 POINTS = {"early": ("round 1 of", 2.0), "mid": (f"trial {BUDGET // 2} done", 0.0),
-          "local-search": ("phase 3/3: local search", 3.0)}
+          "local-search": ("phase 3/3: local search", 1.0)}
 
 TWO_NODES = textwrap.dedent("""
     import sys, threading
@@ -93,11 +95,12 @@ def _env() -> dict:
 
 
 def run(command: list[str], workdir: Path, trigger: str | None = None,
-        action=None, delay: float = 0.0) -> dict:
+        action=None, delay: float = 0.0, log: str = "search") -> dict:
     """Run ``command``; once a stdout line contains ``trigger``, wait ``delay`` s and
-    call ``action(process)``. Returns exit code, wall seconds and the output."""
+    call ``action(process)``. Returns exit code, wall seconds and the output, which it
+    also keeps in ``workdir`` as ``{log}.out`` and ``{log}.err``."""
     started = time.monotonic()
-    with open(workdir / "stderr.txt", "w+") as err:
+    with open(workdir / f"{log}.err", "w+") as err:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
                                    env=_env(), start_new_session=True)
         lines, fired = [], False
@@ -107,9 +110,11 @@ def run(command: list[str], workdir: Path, trigger: str | None = None,
                 fired = True
                 time.sleep(delay)
                 action(process)
+                lines.append(f"[bench] fault at {time.monotonic() - started:.2f} s\n")
         process.wait()
         err.seek(0)
         stderr = err.read()
+    (workdir / f"{log}.out").write_text("".join(lines))
     return {"code": process.returncode, "seconds": time.monotonic() - started,
             "fired": fired or trigger is None, "stdout": "".join(lines), "stderr": stderr}
 
@@ -169,7 +174,7 @@ def interrupted_scenario(name: str, signum: int, point: str, experiment: Path,
         if (out / "progress.json").is_file() else {"done": []}
     resumes, resume_seconds, code = 0, 0.0, None
     while code != 0 and resumes < 3:
-        resumed = run(CLI + ["resume", str(out)], out.parent)
+        resumed = run(CLI + ["resume", str(out)], out.parent, log=f"resume-{resumes + 1}")
         resumes += 1
         resume_seconds += resumed["seconds"]
         code = resumed["code"]
@@ -215,6 +220,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument("--keep", type=Path, help="keep the runs under this folder")
     args = parser.parse_args()
+    # Started in the background (`... &`), this script gets SIGINT ignored from the
+    # shell, and its commands would inherit that and never see the Ctrl-C it sends
+    # them (Tune installs a handler of its own, so only local search ignored it). A
+    # Python handler is not inherited: the commands start with the terminal's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-faults-"))
     root.mkdir(parents=True, exist_ok=True)
     experiment = root / "faults.yaml"
