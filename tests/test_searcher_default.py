@@ -71,23 +71,24 @@ def test_same_seed_same_proposals_other_seed_differs(in_flight):
     assert [c for _, c in first] != [c for _, c in other]
 
 
-def test_every_fifth_guided_proposal_is_the_next_unseen_design_point():
-    searcher = make_searcher(budget=40, seed=2)
+def test_every_fifth_of_the_first_40_guided_proposals_is_the_next_unseen_design_point():
+    searcher = make_searcher(budget=60, seed=2)
     proposals, running, _ = drive(searcher, max_in_flight=1)
     finish(searcher, running)
     space, plan = searcher.space, searcher.plan
     strategy = searcher._strategy
-    assert (strategy.explore_every, strategy.break_ties) == (5, True)
+    assert (strategy.explore_every, strategy.explore_until, strategy.break_ties) == \
+        (5, 40, True)
+    assert plan.total - plan.final - plan.initial == 53  # 13 guided past the 40th
     pool = [space.key(config) for config in space.sobol(2048, 2)]
-    seen, explored = set(), 0
+    seen, explored = set(), []
     for position, (_, config) in enumerate(proposals):
         key = space.key({name: config[name] for name in space.names})
-        guided = plan.initial <= position < plan.total - plan.final
-        if guided and (position - plan.initial) % 5 == 4:
+        if strategy._exploring(position, plan.phase(position)):
             assert key == next(k for k in pool if k not in seen), position
-            explored += 1
+            explored.append(position - plan.initial)
         seen.add(key)
-    assert explored == (plan.total - plan.final - plan.initial) // 5 >= 6
+    assert explored == [4, 9, 14, 19, 24, 29, 34, 39]
     predicted = searcher.observations["predicted"].iloc[plan.initial:]
     assert predicted.notna().all()  # explored points are predicted too (Kendall tau)
 

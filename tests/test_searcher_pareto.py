@@ -45,6 +45,11 @@ def test_the_front_is_exactly_the_non_dominated_trained_architectures():
         assert ((front["val_acc"] >= row["val_acc"]) & (front["params"] <= row["params"])
                 ).any()
     assert front["val_acc"].is_monotonic_decreasing and len(front) >= 3
+    strategy, start = searcher._strategy, searcher.plan.initial
+    # unlike one objective's search, every 5th guided proposal explores to the end
+    assert strategy.explore_until is None
+    assert [g for g in range(40, 60) if strategy._exploring(start + g, "guided")] == \
+        [44, 49, 54, 59]
 
 
 def test_computed_objectives_are_the_built_models_counts():

@@ -40,15 +40,18 @@ class ParetoStrategy(GuidedStrategy):
     ``label``); ``computed(codes) -> (m, k)`` gives the other objectives, signed so that
     higher is better, for code rows. Records carry every objective in ``values``.
     Each refit fits one further ensemble per trained objective after the first
-    (``Fitted.extra``).
+    (``Fitted.extra``). Every 5th guided proposal is a design point to the end
+    (``explore_until=None``): the bound of the single-objective search was chosen on
+    single-objective benchmarks only.
     """
 
     name = "steerage-pareto"
 
     def __init__(self, space, plan, *, trained: Sequence[str],
                  computed: Callable[[np.ndarray], np.ndarray] | None = None,
-                 n_computed: int = 0, **options) -> None:
-        super().__init__(space, plan, **options)
+                 n_computed: int = 0, explore_until: int | None = None,
+                 **options) -> None:
+        super().__init__(space, plan, explore_until=explore_until, **options)
         self.trained = tuple(trained)
         self.computed, self.n_computed = computed, n_computed
 
