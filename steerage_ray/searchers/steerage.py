@@ -114,7 +114,7 @@ class SteerageSearcher(Searcher):
             them observations that are never trained.
         count: size of the seeded, scrambled Sobol pool (the paper's 2048): the initial
             design (and in paper mode the only source of Algorithm 1's rounds).
-        n_initial: default mode: proposals of the initial design (default: a tenth of
+        n_initial: default mode: proposals of the initial design (default: a fifth of
             the budget, between 3 and 10).
         iter_count, iterations, refit_fraction, predictor_params: paper mode only:
             round sizes (None: the paper's 100 and 3, or scaled to the budget, see

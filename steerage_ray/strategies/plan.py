@@ -175,10 +175,16 @@ class GuidedPlan:
     @classmethod
     def for_budget(cls, budget: int, n_initial: int | None = None,
                    final_count: int = 1) -> "GuidedPlan":
-        """``n_initial`` defaults to a tenth of the budget, between 3 and 10; the final
-        phase shrinks when the budget cannot hold it next to a design of 3."""
+        """``n_initial`` defaults to a fifth of the budget, between 3 and 10; the final
+        phase shrinks when the budget cannot hold it next to a design of 3.
+
+        A fifth, not the tenth it was until 2026-12-06: at budget 50 a design of 10
+        instead of 5 put the default behind Optuna TPE on 2 of the tabular benchmark's
+        15 tables instead of 4, on the tuning seeds and again on the reporting seeds
+        (mean regret 2 % lower, most of it on the HPOBench tables); from budget 100 on
+        both rules give 10."""
         if n_initial is None:
-            n_initial = min(10, max(3, budget // 10))
+            n_initial = min(10, max(3, budget // 5))
         initial = min(n_initial, budget)
         final = max(0, min(final_count, budget - initial))
         return cls(budget, initial, final)
