@@ -383,7 +383,8 @@ def settings_text(runs: pd.DataFrame) -> str:
         "(`on_trial_result` + `on_trial_complete`). No Ray cluster. A suggestion that is "
         "not exactly one config of the table aborts the run (never credited).",
         f"Seeds {spans} (searcher seed = run seed; the default algorithm's settings were "
-        f"chosen on tuning seeds 0-19, never on the reporting seeds 100-119). "
+        f"chosen on tuning seeds 0-19, then run on the reporting seeds 100-119; a "
+        f"candidate that lost there was dropped, not tuned on them). "
         f"Searchers: {peers}."
         + (f" {'; '.join(partial)} (a peer with fewer seeds than the candidate cannot be "
            f"its best peer; the ratio tables note where its mean is lower)."

@@ -26,8 +26,8 @@ waits for its slowest trial. The guided strategy keeps the ingredients and fixes
    budgets 50 and 100 among every 3rd, 5th, 8th and never (seeds 0-9); past the 40th
    guided proposal, Thompson sampling alone had a 4-5 % lower mean regret at budget
    100 in both halves of the range (13 % on the reporting seeds 100-119; a budget of
-   50 has 44 guided proposals, so it is unchanged), where stopping at half the guided
-   proposals was mixed.
+   50 has 39 guided proposals, so the bound never applies there), where stopping at
+   half the guided proposals was mixed.
 4. **Acquisition optimised over the whole space**: over a candidate set of neighbours
    of the best architectures, random and Sobol-pool architectures, and an EES run over
    the acquisition (``strategies.candidates``). Seen architectures are never proposed.
