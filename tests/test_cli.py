@@ -58,6 +58,9 @@ def test_search_writes_every_report_file(finished_run):
     assert 3 <= phases["initial"] <= 4
     assert trials["val_acc"].between(0, 1).all()
     assert (trials["gpus_assigned"] == 0).all()  # no GPU on this Ray: CPU-only trials
+    # quant_bits changes nothing trained: the search leaves it out, so no network twice
+    network = [c for c in trials if c.startswith("config/") and c != "config/quant_bits"]
+    assert not trials[network].astype(str).duplicated().any()
     summary = pd.read_csv(finished_run / "summary.csv")
     assert summary["method"].iloc[0] == "Baseline"
     assert summary["method"].iloc[1] == "STEERAGE (GS)"

@@ -12,7 +12,7 @@ from torch import nn
 
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.experiment import load_experiment, parse_experiment
-from steerage_ray.global_search import best_trial
+from steerage_ray.global_search import best_trial, inert_dimensions
 from steerage_ray.run import ExperimentDir, export_experiment_model, rebuild_report
 from steerage_ray.run.baseline import baseline_model
 from steerage_ray.run.commands import run_phases
@@ -30,7 +30,7 @@ from steerage_ray.run.phases import (
 )
 from steerage_ray.run.progress import TrialProgress
 from steerage_ray.run.session import fit_resources
-from steerage_ray.space import ffnn_space
+from steerage_ray.space import Integer, SearchSpace, ffnn_space, lenet_space
 
 MINIMAL = {"name": "unit", "dataset": "digits", "family": "ffnn",
            "baseline": {"hidden_sizes": [16]}}
@@ -121,6 +121,19 @@ def test_the_default_algorithm_may_skip_reduction_and_paper_mode_keeps_table_2(d
     table_2 = parse_experiment({**MINIMAL, "space": {"preset": "ffnn",
                                                      "optional_reduction": False}})
     assert experiment_space(table_2, digits) == ffnn_space(64)
+
+
+def test_dimensions_that_change_nothing_trained_are_left_out_of_the_search(digits,
+                                                                           digits_images):
+    """quant_bits only sets the precision of quant_test_acc; an image filter matters
+    only where images are resized (digits images are 8x8)."""
+    assert inert_dimensions(ffnn_space(64, optional_reduction=True), digits) == ("quant_bits",)
+    assert inert_dimensions(lenet_space(8), digits_images) == ("quant_bits", "image_filter")
+    assert inert_dimensions(lenet_space(4), digits_images) == ("quant_bits",)
+    assert inert_dimensions(SearchSpace([Integer("image_filter", 1, 6)],
+                                        constants={"image_size": 8}), digits_images) == \
+        ("image_filter",)
+    assert inert_dimensions(SearchSpace([Integer("a", 1, 6)]), digits) == ()
 
 
 def test_global_search_gets_the_experiment_as_arguments(digits):

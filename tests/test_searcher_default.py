@@ -197,3 +197,73 @@ def test_integer_spaces_with_numpy_values_and_a_big_budget_stay_distinct():
     searcher = SteerageSearcher(space, "s", "max", budget=36, seed=np.int64(2))
     proposals, running, _ = drive(searcher, objective=lambda c: -(c["a"] - 2) ** 2 - c["b"])
     assert len(set(keys(searcher, proposals))) == len(proposals) == 36
+
+
+def _float_accuracy(config: dict) -> float:
+    """``accuracy`` without its quant_bits term: the bits change nothing trained."""
+    return accuracy({**config, "quant_bits": 0})
+
+
+def _network(config: dict) -> tuple:
+    return tuple(sorted((k, v) for k, v in config.items() if k != "quant_bits"))
+
+
+def test_inert_dimensions_are_never_searched_and_vary_between_proposals():
+    """Searched as a dimension, quant_bits (which changes nothing trained) lets the
+    search train the same network once per bit width; left out, never twice."""
+    budget, runs = 30, {}
+    for inert in ((), ("quant_bits",)):
+        searcher = make_searcher(budget=budget, seed=3, inert_dimensions=inert)
+        proposals, running, _ = drive(searcher, objective=_float_accuracy)
+        finish(searcher, running, objective=_float_accuracy)
+        runs[inert] = [config for _, config in proposals]
+    searched, left_out = runs[()], runs[("quant_bits",)]
+    assert len({_network(c) for c in searched}) < budget  # the waste this prevents
+    assert len({_network(c) for c in left_out}) == budget
+    assert {c["quant_bits"] for c in left_out} == {8, 16, 32}  # seeded draws, valid values
+    again, _, _ = drive(make_searcher(budget=budget, seed=3, inert_dimensions=["quant_bits"]),
+                        objective=_float_accuracy)
+    assert [c for _, c in again] == left_out[:len(again)]
+
+
+def test_inert_dimensions_keep_given_values_and_restore_mid_run(tmp_path):
+    space = small_space()
+    warm = {**space.sobol(1, 9)[0], "quant_bits": 16}
+    searcher = make_searcher(budget=12, inert_dimensions=("quant_bits",),
+                             points_to_evaluate=[{**warm, "quant_bits": 32}])
+    searcher.add_evaluated_point(warm, 0.5)
+    obs = searcher.observations
+    assert obs["config/quant_bits"].tolist() == [16]
+    proposals, running, _ = drive(searcher, objective=_float_accuracy, max_in_flight=1,
+                                  stop_after=6)
+    # the given point is the warm start's network: it is known, so it is not trained
+    assert _network(warm) not in {_network(c) for _, c in proposals}
+    searcher.save(tmp_path / "searcher.pkl")
+    restored = SteerageSearcher()
+    restored.restore(tmp_path / "searcher.pkl")
+    rest, _, _ = drive(restored, objective=_float_accuracy, max_in_flight=1,
+                       running=running, start=6)
+    reference = make_searcher(budget=12, inert_dimensions=("quant_bits",),
+                              points_to_evaluate=[{**warm, "quant_bits": 32}])
+    reference.add_evaluated_point(warm, 0.5)
+    whole, _, _ = drive(reference, objective=_float_accuracy, max_in_flight=1)
+    assert proposals + rest == whole
+
+
+@pytest.mark.parametrize("inert, options, message", [
+    ("quant_bits", {}, "list of distinct dimension names"),
+    (["quant_bits", "quant_bits"], {}, "list of distinct dimension names"),
+    (["bits"], {}, "'bits' is not a dimension"),
+    (["neurons_2"], {}, "'neurons_2' is conditional"),
+    (["num_layers"], {}, "decides whether \\['neurons_2', 'neurons_3'\\] are active"),
+    (["quant_bits"], {"algorithm": "paper"}, "applies to algorithm='steerage' only"),
+])
+def test_inert_dimensions_are_checked(inert, options, message):
+    with pytest.raises(ValueError, match=message):
+        make_searcher(inert_dimensions=inert, **options)
+
+
+def test_leaving_out_every_dimension_is_refused():
+    space = SearchSpace([Integer("a", 0, 3)])
+    with pytest.raises(ValueError, match="inert_dimensions: leaving out \\['a'\\] leaves no"):
+        SteerageSearcher(space, "s", "max", inert_dimensions=["a"])

@@ -44,6 +44,18 @@ def prepare_for_config(dataset: Dataset, config: Mapping[str, Any], seed: int = 
     return dataset
 
 
+def image_filter_matters(space: SearchSpace, dataset: Dataset) -> bool:
+    """Whether the ``image_filter`` of a config of ``space`` can change what it trains
+    on: only when images are resized, i.e. some ``image_size`` is below the native size
+    of ``dataset`` (a size equal to it leaves the images as they are)."""
+    if dataset.kind != "image":
+        return False
+    if "image_size" in space.names:
+        return True  # a searched size: some value may resize
+    size = space.constants.get("image_size")
+    return size is not None and target_size(dataset, size) != tuple(dataset.input_shape[1:])
+
+
 def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
     """Raise ValueError before any trial if some config of ``space`` cannot train on ``dataset``.
 

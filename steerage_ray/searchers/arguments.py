@@ -51,6 +51,16 @@ def fraction_or_none(value: Any, field: str, closed: bool) -> float | None:
     return float(value)
 
 
+def names(value: Any, field: str) -> tuple[str, ...]:
+    """A list or tuple of distinct non-empty strings, as a tuple."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or \
+            not all(isinstance(name, str) and name for name in value) or \
+            len(set(value)) != len(value):
+        raise ValueError(f"{field} must be a list of distinct dimension names (e.g. "
+                         f"['quant_bits']), got {value!r}")
+    return tuple(value)
+
+
 def default(value: Any, default: Any) -> Any:
     return default if value is None else value
 

@@ -20,6 +20,10 @@ What the adapter decides (the strategies never see Tune):
   ``Repeater``), else the paper's 401 trials; the plan is logged when the search starts.
   A space with fewer distinct architectures than the budget is searched exhaustively,
   then the search ends with a warning.
+* Inert dimensions (default mode, ``inert_dimensions``): dimensions that change
+  nothing trained are left out of the space the strategy searches, and each proposal
+  gets seeded random values for them; architectures are told apart by the searched
+  dimensions only, so none is trained twice for a different value of an inert one.
 * ``points_to_evaluate`` are proposed first (missing keys drawn at random); with
   ``evaluated_rewards`` they are observations instead and are never trained.
 * Restore: trials in flight at save time stay in flight, since ``Tuner.restore``
@@ -123,6 +127,13 @@ class SteerageSearcher(Searcher):
         ees_population, ees_generations, mutation_prob: EES (Algorithm 2) settings
             (None: 100, 200, 0.1 in paper mode; 32, 10, 0.2 per candidate refresh in
             the default mode, where EES runs many times).
+        inert_dimensions: default mode: names of dimensions that change neither the
+            trained network nor any objective, e.g. ``quant_bits`` when the metric is
+            the float model's accuracy (the bits only set a quantized copy's
+            precision), or an image filter when no image is resized. The search
+            leaves them out: it never trains two architectures that differ only in
+            them, and each proposal gets a seeded random value for them. Each must be
+            an unconditional dimension that decides no other's activity.
     """
 
     def __init__(
@@ -149,6 +160,7 @@ class SteerageSearcher(Searcher):
         ees_population: int | None = None,
         ees_generations: int | None = None,
         mutation_prob: float | None = None,
+        inert_dimensions: Sequence[str] = (),
     ) -> None:
         check_metric_mode(metric, mode)
         super().__init__(metric=metric, mode=mode)
@@ -164,6 +176,11 @@ class SteerageSearcher(Searcher):
             other = "steerage" if algorithm == "paper" else "paper"
             raise ValueError(f"{wrong[0]} applies to algorithm={other!r} only; remove it "
                              f"or pass algorithm={other!r}")
+        self.inert_dimensions = arguments.names(inert_dimensions, "inert_dimensions")
+        if self.inert_dimensions and algorithm == "paper":
+            raise ValueError("inert_dimensions applies to algorithm='steerage' only: paper "
+                             "mode searches every dimension, as Algorithms 1-2 do; remove "
+                             "it or use the default algorithm")
         self.count = _integer(count, "count", 1)
         self.seed = _integer(seed, "seed", 0)
         self.budget = None if budget is None else _integer(budget, "budget", 1)
@@ -193,6 +210,7 @@ class SteerageSearcher(Searcher):
         self._plan_for(self.budget)  # validates the sizes early
         self._points = arguments.given_points(points_to_evaluate, evaluated_rewards)
         self._space: SearchSpace | None = None
+        self._searched: SearchSpace | None = None  # the space less its inert dimensions
         self._objective_split: tuple | None = None
         self._costs: CostTable | None = None
         self._pool = np.empty((0, 0))
@@ -353,10 +371,8 @@ class SteerageSearcher(Searcher):
         if missing:
             raise ValueError(f"parameters lack the search-space keys {missing}; give every "
                              f"dimension of the space")
-        config = {**{name: flat[name] for name in self._space.names}, **self._space.constants}
-        codes = self._space.encode_many([config])[0]
-        record = Record(self._space.decode_codes(codes[None, :])[0], codes, WARM_START, -1,
-                        fidelity=len(intermediate_values or ()))
+        codes, config = self._encode(flat)
+        record = Record(config, codes, WARM_START, -1, fidelity=len(intermediate_values or ()))
         reported = {} if error else self._named_values(value)
         complete = self._absorb(record, {}, reported)
         record.status = COMPLETED if complete else FAILED
@@ -372,6 +388,8 @@ class SteerageSearcher(Searcher):
 
     def set_state(self, state: dict) -> None:
         self.__dict__.update(state)
+        if "_searched" not in state:  # saved before inert dimensions existed
+            self._searched, self.inert_dimensions = self._space, ()
 
     def save(self, checkpoint_path: str) -> None:
         """Pickle the whole state (cloudpickle, so a lambda ``constraint`` survives)."""
@@ -578,11 +596,13 @@ class SteerageSearcher(Searcher):
         self._nested = from_tune_config and any(
             "/" in name for name in (*resolved.names, *resolved.constants))
         self._space = resolved
+        self._searched = resolved.without(self.inert_dimensions, "inert_dimensions")
         self._take_points()
-        pool = resolved.sobol(self.count, self.seed)
+        searched = self._searched
+        pool = searched.sobol(self.count, self.seed)
         if self.constraint is not None:
             pool = [config for config in pool if self.constraint.is_feasible(config)]
-        self._pool = resolved.encode_many(pool) if pool else np.empty((0, resolved.n_dims))
+        self._pool = searched.encode_many(pool) if pool else np.empty((0, searched.n_dims))
         self._check_pool()
 
     def _take_points(self) -> None:
@@ -611,13 +631,13 @@ class SteerageSearcher(Searcher):
         """Architectures of the space not yet known or queued (``math.inf``: many)."""
         if self._space is None:
             return math.inf
-        return self._space.cardinality - len(self._history.records) - len(self._given)
+        return self._searched.cardinality - len(self._history.records) - len(self._given)
 
     def _start(self) -> None:
         """Build the strategy at the first suggestion, and log the plan."""
         if self._strategy is not None:
             return
-        space, codes, plan = self._space, self._pool, self.plan
+        space, codes, plan = self._searched, self._pool, self.plan
         if self.algorithm == "paper":
             self._strategy = PaperStrategy(
                 space, plan, codes, seed=self.seed,
@@ -656,7 +676,7 @@ class SteerageSearcher(Searcher):
         if self.algorithm != "paper" or self._space is None:
             return
         plan, pool_size = self.plan, len(self._pool)
-        if pool_size < plan.pool_demand and pool_size < self._space.cardinality:
+        if pool_size < plan.pool_demand and pool_size < self._searched.cardinality:
             filtered = " satisfying the constraint" if self.constraint else ""
             raise ValueError(
                 f"the Sobol pool has {pool_size} distinct architectures{filtered} "
@@ -678,17 +698,41 @@ class SteerageSearcher(Searcher):
         if self._retry:
             return self._retry.pop(0)
         while self._given:
-            config = self._given.pop(0)
-            codes = self._space.encode_many([config])[0]
+            codes, config = self._encode(self._given.pop(0))
             if not self._history.seen(codes.tobytes()):
-                return Record(self._space.decode_codes(codes[None, :])[0], codes, GIVEN, -1)
+                return Record(config, codes, GIVEN, -1)
         proposal = self._strategy.propose(self._history)
         if isinstance(proposal, Proposal):
-            return Record(proposal.config, proposal.codes, proposal.phase, proposal.round,
-                          proposal.predicted)
+            return Record(self._full_config(proposal.config, self._inert_values()),
+                          proposal.codes, proposal.phase, proposal.round, proposal.predicted)
         if proposal == DONE:
             self._finished = True
         return None
+
+    def _encode(self, config: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+        """A full config's codes in the searched space, and the config as a record
+        keeps it (canonical values of the searched dimensions, the config's own values
+        of the inert ones)."""
+        searched = self._searched
+        codes = searched.encode_many([{**{n: config[n] for n in searched.names},
+                                       **searched.constants}])[0]
+        inert = {name: config[name] for name in self.inert_dimensions}
+        return codes, self._full_config(searched.decode_codes(codes[None, :])[0], inert)
+
+    def _full_config(self, searched: Mapping[str, Any], inert: Mapping[str, Any]) -> dict:
+        """A config of the searched space completed with inert values, its keys in the
+        order of the whole space (then the constants)."""
+        merged = {**searched, **inert}
+        return {**{name: merged[name] for name in self._space.names}, **self._space.constants}
+
+    def _inert_values(self) -> dict:
+        """Values of the inert dimensions for the next proposal: drawn at random,
+        seeded by the searcher's seed and the number of known architectures."""
+        if not self.inert_dimensions:
+            return {}
+        rng = np.random.default_rng([self.seed, 17, len(self._history.records)])
+        drawn = self._space.random(1, rng)[0]
+        return {name: drawn[name] for name in self.inert_dimensions}
 
     def _dropped_trial(self) -> Record | None:
         """After a restore: once no trial has reported for the grace period, the oldest
@@ -782,9 +826,10 @@ class SteerageSearcher(Searcher):
     def _split(self) -> tuple[tuple[Objective, ...], tuple[Objective, ...]]:
         """(trained, computed) objectives, decided once (``cost_fn`` is asked once)."""
         if self._objective_split is None:
-            trained, computed = split_objectives(self._goal, self._space, self.cost_fn)
+            trained, computed = split_objectives(self._goal, self._searched, self.cost_fn)
             self._objective_split = (trained, computed)
-            self._costs = CostTable(self._space, self.cost_fn, computed) if computed else None
+            self._costs = CostTable(self._searched, self.cost_fn, computed) if computed \
+                else None
         return self._objective_split
 
     def _trained_names(self) -> tuple[str, ...]:

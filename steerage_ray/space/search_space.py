@@ -136,6 +136,33 @@ class SearchSpace:
             raise KeyError(f"{name!r} is not a dimension; dimensions: {list(self.names)}")
         return self._dims[self._index[name]]
 
+    def without(self, names: Iterable[str], field: str = "names") -> "SearchSpace":
+        """The space without the dimensions ``names``, with the same constants.
+
+        Each must be an unconditional dimension that no other dimension's condition
+        refers to, and at least one dimension must remain; ``field`` names the
+        argument in the errors.
+        """
+        names = tuple(names)
+        for name in names:
+            if name not in self._index:
+                raise ValueError(f"{field}: {name!r} is not a dimension of the space "
+                                 f"{list(self.names)}")
+            if self[name].condition is not None:
+                raise ValueError(f"{field}: {name!r} is conditional (active only when "
+                                 f"{self[name].condition.parent} is large enough); only "
+                                 f"unconditional dimensions can be left out")
+            children = [d.name for d in self._dims
+                        if d.condition is not None and d.condition.parent == name]
+            if children:
+                raise ValueError(f"{field}: {name!r} decides whether {children} are "
+                                 f"active, so it cannot be left out")
+        kept = [d for d in self._dims if d.name not in names]
+        if not kept:
+            raise ValueError(f"{field}: leaving out {list(names)} leaves no dimension to "
+                             f"search")
+        return SearchSpace(kept, self._constants)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SearchSpace):
             return NotImplemented
