@@ -18,6 +18,9 @@ the final pick's (the search's winner) validation and test accuracy. Baselines s
 (conditional widths are sampled always and ignored by the model builder when inactive);
 Steerage sees the conditional space natively. Accuracies are of the float model:
 ``quant_bits`` only affects ``quant_test_acc``, so it is a neutral dimension here.
+Steerage leaves it out of its search (``global_search`` passes it as an inert
+dimension, so no network is trained twice); random search and TPE search it as Tune
+gives it, so they may train a network again with other bits.
 
 Wall time and worker idle time per run, from trial start and end timestamps taken on
 the driver by a Tune callback (``TrialClock``): a trial holds its slot from Tune's
