@@ -472,7 +472,9 @@ def inert_dimensions(space: SearchSpace, data: Dataset) -> tuple[str, ...]:
     ``image_filter`` when no image is resized. Searched as dimensions, they made the
     search train the same network again and again: in default-mode runs on the
     tuning seeds, 3-14 of 50 digits FFNN trials, 2-8 of 40 MNIST-1D trials and 8-15 of
-    40 digits-images LeNet trials repeated a network already trained (2026-12-06)."""
+    40 digits-images LeNet trials repeated a network already trained (2026-12-06).
+    A search whose ``constraint`` reads one of them passes its own
+    ``inert_dimensions`` (e.g. ``()``) among the searcher options."""
     inert = [name for name in ("quant_bits",) if name in space.names]
     if "image_filter" in space.names and not image_filter_matters(space, data):
         inert.append("image_filter")

@@ -128,7 +128,8 @@ class SteerageSearcher(Searcher):
             (None: 100, 200, 0.1 in paper mode; 32, 10, 0.2 per candidate refresh in
             the default mode, where EES runs many times).
         inert_dimensions: default mode: names of dimensions that change neither the
-            trained network nor any objective, e.g. ``quant_bits`` when the metric is
+            trained network nor any objective or constraint (the constraint and
+            ``cost_fn`` see configs without them), e.g. ``quant_bits`` when the metric is
             the float model's accuracy (the bits only set a quantized copy's
             precision), or an image filter when no image is resized. The search
             leaves them out: it never trains two architectures that differ only in
