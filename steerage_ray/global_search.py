@@ -475,7 +475,7 @@ def inert_dimensions(space: SearchSpace, data: Dataset) -> tuple[str, ...]:
     40 digits-images LeNet trials repeated a network already trained (2026-12-06).
     A search whose ``constraint`` reads one of them passes its own
     ``inert_dimensions`` (e.g. ``()``) among the searcher options."""
-    inert = [name for name in ("quant_bits",) if name in space.names]
+    inert = ["quant_bits"] if "quant_bits" in space.names else []
     if "image_filter" in space.names and not image_filter_matters(space, data):
         inert.append("image_filter")
     return tuple(inert)

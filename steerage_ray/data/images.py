@@ -45,6 +45,12 @@ def target_size(dataset: Dataset, size: int | tuple[int, int]) -> tuple[int, int
     return int(pair[0]), int(pair[1])
 
 
+def resizes(dataset: Dataset, size: int | tuple[int, int]) -> bool:
+    """Whether ``image_size`` ``size`` (validated by :func:`target_size`) changes the
+    images of ``dataset``: a size equal to the native one leaves them as they are."""
+    return target_size(dataset, size) != tuple(dataset.input_shape[1:])
+
+
 def _resize(X: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
     height, width = size
     out = np.empty(X.shape[:2] + (height, width), dtype=np.float32)

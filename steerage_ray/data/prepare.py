@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from steerage_ray.data.dataset import Dataset
-from steerage_ray.data.images import downsample_images, target_size
+from steerage_ray.data.images import downsample_images, resizes
 from steerage_ray.data.reduction import reduce_dimensions, reduced_dimension
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def prepare_for_config(dataset: Dataset, config: Mapping[str, Any], seed: int = 
     if image_size is not None:
         if image_filter is not None:
             dataset = downsample_images(dataset, image_filter, image_size, cache=cache)
-        elif target_size(dataset, image_size) != dataset.input_shape[1:]:
+        elif resizes(dataset, image_size):
             raise ValueError(f"image_size={image_size!r} differs from the native size of "
                              f"{dataset.name!r} ({dataset.input_shape}) but image_filter is "
                              "not set; give an image_filter (1-6) to resize")
@@ -53,7 +53,7 @@ def image_filter_matters(space: SearchSpace, dataset: Dataset) -> bool:
     if "image_size" in space.names:
         return True  # a searched size: some value may resize
     size = space.constants.get("image_size")
-    return size is not None and target_size(dataset, size) != tuple(dataset.input_shape[1:])
+    return size is not None and resizes(dataset, size)
 
 
 def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
