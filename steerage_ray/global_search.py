@@ -473,7 +473,9 @@ def inert_dimensions(space: SearchSpace, data: Dataset) -> tuple[str, ...]:
     search train the same network again and again: in default-mode runs on the
     tuning seeds, 3-14 of 50 digits FFNN trials, 2-8 of 40 MNIST-1D trials and 8-15 of
     40 digits-images LeNet trials repeated a network already trained (2026-12-06).
-    A search whose ``constraint`` reads one of them passes its own
+    The default algorithm's presets have no ``quant_bits`` (trials choose their
+    precision after training, ``precision.precision_of``), so it is found only in a
+    space of the user's. A search whose ``constraint`` reads one of them passes its own
     ``inert_dimensions`` (e.g. ``()``) among the searcher options."""
     inert = ["quant_bits"] if "quant_bits" in space.names else []
     if "image_filter" in space.names and not image_filter_matters(space, data):

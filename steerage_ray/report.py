@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from steerage_ray.pareto import DEFAULT_SELECT_TOLERANCE, choose  # noqa: E402
+from steerage_ray.precision import size_kb  # noqa: E402
 
 PLOT_FILES = {
     "accuracy_vs_params": "accuracy_vs_params.png",
@@ -51,11 +52,13 @@ def summary_table(baseline: dict | None, winner: dict | None,
     smallest whose validation accuracy is within ``tolerance`` (a fraction) of the most
     accurate's (``pareto.choose``); both rows are shown even when they are the same
     point. ``point`` names the scheme and step; compression is relative to the
-    baseline's parameter count.
+    baseline's parameter count. ``bits`` is the precision each model is kept at (the
+    baseline is the float network; a result without ``quant_bits``, from a directory
+    written before they had one, has none) and ``size_kb`` its non-zero weights at it.
     """
     rows = []
     if baseline:
-        rows.append(_summary_row("Baseline", baseline))
+        rows.append(_summary_row("Baseline", {"quant_bits": 32, **baseline}))
     if winner:
         rows.append(_summary_row("STEERAGE (GS)", winner))
     if pareto is not None and len(pareto):
@@ -64,7 +67,8 @@ def summary_table(baseline: dict | None, winner: dict | None,
             rows.append(_summary_row(method, point.to_dict(),
                                      f"{point['scheme']}:{int(point['step'])}"))
     table = pd.DataFrame(rows, columns=["method", "val_acc", "test_acc", "params", "flops",
-                                        "point"])
+                                        "bits", "point"])
+    table.insert(6, "size_kb", size_kb(table["params"], table["bits"]))
     if baseline and baseline.get("params"):
         table["compression"] = baseline["params"] / table["params"]
     return table
@@ -73,7 +77,7 @@ def summary_table(baseline: dict | None, winner: dict | None,
 def _summary_row(method: str, result: dict, point: str = "-") -> dict:
     return {"method": method, "val_acc": result.get("val_acc"),
             "test_acc": result.get("test_acc"), "params": result.get("params"),
-            "flops": result.get("flops"), "point": point}
+            "flops": result.get("flops"), "bits": result.get("quant_bits"), "point": point}
 
 
 def selection_note(tolerance: float = DEFAULT_SELECT_TOLERANCE) -> str:
@@ -92,6 +96,9 @@ def format_summary(table: pd.DataFrame) -> str:
                                               if pd.notna(v) else "-")
     shown["params"] = shown["params"].map(_human)
     shown["flops"] = shown["flops"].map(_human)
+    if "bits" in shown:  # summary.csv files written before models had a precision lack them
+        shown["bits"] = shown["bits"].map(lambda v: f"{int(v)}" if pd.notna(v) else "-")
+        shown["size_kb"] = shown["size_kb"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-")
     if "compression" in shown:
         shown["compression"] = shown["compression"].map(
             lambda v: f"{v:.1f}x" if pd.notna(v) else "-")

@@ -40,8 +40,9 @@ def test_schemes_run_in_parallel_and_return_a_pareto_set(ray_session, digits, ca
 
     pareto = result.pareto
     assert list(pareto.columns) == ["scheme", "step", "operation", "val_acc", "test_acc",
-                                    "quant_test_acc", "params", "flops"]
-    assert pareto["quant_test_acc"].between(0, 1).all()  # measured at the candidate's 8 bits
+                                    "quant_bits", "quant_test_acc", "params", "flops"]
+    assert (pareto["quant_bits"] == 8).all()  # the candidate's
+    assert pareto["quant_test_acc"].between(0, 1).all()
     assert pareto["params"].is_monotonic_increasing
     assert pareto["val_acc"].is_monotonic_increasing and pareto["val_acc"].is_unique
     points = pd.concat([h.assign(scheme=s) for s, h in result.histories.items()])

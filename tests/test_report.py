@@ -38,6 +38,19 @@ def test_the_summary_has_baseline_gs_and_the_two_ls_points():
     assert "10.8x" in text
 
 
+def test_each_model_is_sized_at_its_precision():
+    """The baseline is the float network; a result without ``quant_bits`` (a directory
+    written before results had one) has no size."""
+    table = summary_table(BASELINE, {**WINNER, "quant_bits": 8},
+                          PARETO.assign(quant_bits=[4, 8, 16, 4]))
+    assert list(table["bits"]) == [32, 8, 8, 4]
+    np.testing.assert_allclose(table["size_kb"], [68.8, 53.1, 13.1, 0.8])
+    assert "68.80" in format_summary(table) and "0.80" in format_summary(table)
+    unsized = summary_table(BASELINE, WINNER, PARETO)
+    assert unsized["size_kb"].iloc[1:].isna().all()
+    assert list(format_summary(unsized).splitlines()[2].split()[-4:-2]) == ["-", "-"]
+
+
 def test_the_compact_point_follows_the_tolerance():
     for tolerance, point in ((0.0, "B:5"), (0.003, "B:5"), (0.005, "D:4"), (1.0, "D:4")):
         table = summary_table(BASELINE, WINNER, PARETO, tolerance=tolerance)

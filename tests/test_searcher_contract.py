@@ -275,7 +275,7 @@ def test_budget_rules():
 def test_a_preset_name_gives_the_algorithms_own_space():
     default = SteerageSearcher("ffnn", "val_acc", "max")
     paper = SteerageSearcher("ffnn", "val_acc", "max", algorithm="paper")
-    assert default.space == ffnn_space(optional_reduction=True)
+    assert default.space == ffnn_space(optional_reduction=True).without(["quant_bits"])
     assert paper.space == ffnn_space()
 
 

@@ -22,7 +22,8 @@ class Candidate:
     """The architecture local search starts from, normally the global-search winner.
 
     ``family`` is ``"ffnn"`` or ``"lenet"``; ``config`` the flat architecture config
-    (docs/ARCHITECTURE.md preset keys; ``quant_bits`` sets the export precision);
+    (docs/ARCHITECTURE.md preset keys; ``quant_bits``, when there, sets every local-search
+    step's precision);
     ``state_dict`` the trained weights of ``build_model(family, config, input_shape,
     n_classes)``, or None to have every scheme train the candidate first.
     """
@@ -54,8 +55,10 @@ class Candidate:
         return value
 
     @property
-    def quant_bits(self) -> int:
-        return int(self.config.get("quant_bits") or 32)
+    def quant_bits(self) -> int | None:
+        """The config's precision, or None: local search then chooses each step's."""
+        bits = self.config.get("quant_bits")
+        return None if bits is None else int(bits)
 
     def build(self, dataset: Dataset, seed: int = 0) -> nn.Module:
         """The dense candidate for ``dataset`` (its weights loaded when given)."""

@@ -344,7 +344,7 @@ class NestOptions:
 
 def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
              settings: TrainSettings, options: NestOptions = NestOptions(), seed: int = 0,
-             pretrained: bool = False, quant_bits: int = 32) -> SchemeResult:
+             pretrained: bool = False, quant_bits: int | None = None) -> SchemeResult:
     """NeST on the convs and Scheme C on the head: (operation -> train -> validate) x
     ``iterations``, keeping the best (see :func:`steerage_ray.local_search.scann.run_scheme`;
     pruning steps are guarded the same way)."""

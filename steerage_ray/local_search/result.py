@@ -12,8 +12,8 @@ from steerage_ray.local_search.export import ExportedModel, export_model
 from steerage_ray.local_search.scann import SchemeResult
 from steerage_ray.pareto import pareto_front, select_point
 
-PARETO_COLUMNS = ("scheme", "step", "operation", "val_acc", "test_acc", "quant_test_acc",
-                  "params", "flops")
+PARETO_COLUMNS = ("scheme", "step", "operation", "val_acc", "test_acc", "quant_bits",
+                  "quant_test_acc", "params", "flops")
 
 
 @dataclass
@@ -32,7 +32,6 @@ class LocalSearchResult:
     failures: dict[str, str]
     tasks: pd.DataFrame
     input_shape: tuple[int, ...]
-    quant_bits: int = 32
 
     @property
     def histories(self) -> dict[str, pd.DataFrame]:
@@ -54,12 +53,15 @@ class LocalSearchResult:
 
     def export(self, scheme: str | None = None, step: int | None = None,
                **options) -> ExportedModel:
-        """Export a model (default: :meth:`best`) at the candidate's ``quant_bits``."""
+        """Export a model (default: :meth:`best`) at its step's ``quant_bits``."""
         if scheme is None:
             point = self.best()
             scheme, step = point["scheme"], int(point["step"])
-        options.setdefault("quant_bits", self.quant_bits)
-        return export_model(self.model(scheme, step), self.input_shape, **options)
+        model = self.model(scheme, step)
+        result = self.scheme_results[scheme]
+        step = result.best_step if step is None else step
+        options.setdefault("quant_bits", int(result.history["quant_bits"].iloc[step]))
+        return export_model(model, self.input_shape, **options)
 
 
 def schemes_pareto(results: Mapping[str, SchemeResult]) -> pd.DataFrame:

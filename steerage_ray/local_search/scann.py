@@ -29,8 +29,9 @@ from steerage_ray.checks import fraction, integer
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import apply_masks, effective_flops, masked_modules
-from steerage_ray.models import count_params, eval_mode, quantize_model
+from steerage_ray.models import count_params, eval_mode
 from steerage_ray.pareto import select_point
+from steerage_ray.precision import precision_of
 from steerage_ray.training import TrainSettings, evaluate, train_model
 
 SCANN_SCHEMES = ("A", "B", "C")
@@ -38,8 +39,8 @@ OPERATIONS = ("grow_connections", "grow_neurons", "prune_connections", "prune_ha
 #: The operations a :class:`PruningGuard` judges (SCANN's and NeST's pruning).
 PRUNING_OPERATIONS = ("prune_connections", "prune_hard", "prune_conv", "prune_area")
 GROWTH_BASES = ("active", "dormant")
-HISTORY_COLUMNS = ("step", "operation", "val_acc", "test_acc", "quant_test_acc", "params",
-                   "flops", "undone", "seconds")
+HISTORY_COLUMNS = ("step", "operation", "val_acc", "test_acc", "quant_bits", "quant_test_acc",
+                   "params", "flops", "undone", "seconds")
 
 
 def check_common_options(options: object, counts: tuple[str, ...],
@@ -424,13 +425,16 @@ def model_costs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, in
 class StepRecorder:
     """Trains after each operation, evaluates, and keeps the history and snapshots.
 
-    Shared by SCANN schemes and NeST so both report identical history tables. Test
-    accuracy is also measured with the weights quantized to ``quant_bits`` (the
-    candidate's precision, as it is exported): ``quant_test_acc``.
+    Shared by SCANN schemes and NeST so both report identical history tables. Each
+    step's precision (``quant_bits``, the one its model is exported at) is the
+    candidate's ``quant_bits`` when it has one, else the fewest bits at which that
+    step's model validates as well as in float (``precision.precision_of``: a pruned
+    network may need more bits than the one it came from); ``quant_test_acc`` is the
+    test accuracy at it.
     """
 
     def __init__(self, scheme: str, dataset: Dataset, settings: TrainSettings, seed: int,
-                 quant_bits: int = 32) -> None:
+                 quant_bits: int | None = None) -> None:
         self.scheme, self.dataset, self.settings, self.seed = scheme, dataset, settings, seed
         self.quant_bits = quant_bits
         self.rows: list[dict] = []
@@ -444,11 +448,12 @@ class StepRecorder:
             train_model(model, self.dataset, step_settings, after_step=apply_masks)
         val_acc, _ = evaluate(model, self.dataset.X_val, self.dataset.y_val)
         test_acc, _ = evaluate(model, self.dataset.X_test, self.dataset.y_test)
-        quant_test_acc = test_acc if self.quant_bits == 32 else evaluate(
-            quantize_model(model, self.quant_bits), self.dataset.X_test, self.dataset.y_test)[0]
+        precision = precision_of(model, self.dataset, self.quant_bits, val_acc=val_acc,
+                                 test_acc=test_acc)
         params, flops = model_costs(model, self.dataset.input_shape)
         self.rows.append(dict(step=step, operation=operation, val_acc=val_acc,
-                              test_acc=test_acc, quant_test_acc=quant_test_acc, params=params,
+                              test_acc=test_acc, quant_bits=precision.bits,
+                              quant_test_acc=precision.test_acc, params=params,
                               flops=flops, undone=False,
                               seconds=time.perf_counter() - started))
         self.models.append(copy.deepcopy(model).cpu())
@@ -470,7 +475,7 @@ class StepRecorder:
 def run_steps(scheme: str, model: nn.Module, dataset: Dataset, operations: Sequence[str],
               apply: Callable[[nn.Module, str, int, float], None], *,
               settings: TrainSettings, seed: int, train_start: bool, tolerance: float,
-              guard: PruningGuard | None = None, quant_bits: int = 32) -> SchemeResult:
+              guard: PruningGuard | None = None, quant_bits: int | None = None) -> SchemeResult:
     """Algorithm 3's loop, shared by the SCANN schemes and NeST: record the start model
     (trained first when ``train_start``), then for each operation ``apply(model,
     operation, seed, scale)`` with a seed drawn from ``seed`` and the guard's pruning
@@ -527,7 +532,8 @@ def start_model(scheme: str, model: nn.Module, options: ScannOptions, seed: int)
 
 def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: int,
                settings: TrainSettings, options: ScannOptions = ScannOptions(),
-               seed: int = 0, pretrained: bool = False, quant_bits: int = 32) -> SchemeResult:
+               seed: int = 0, pretrained: bool = False,
+               quant_bits: int | None = None) -> SchemeResult:
     """Algorithm 3: ``iterations`` x (operation -> train -> validate), keep the best.
 
     ``model`` is the candidate as a sparse model (see :func:`start_model`); with
@@ -535,7 +541,8 @@ def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: i
     (Scheme A always trains its fresh start). ``dataset`` is the data the candidate
     expects (after its dimensionality reduction: DR+SCANN). Pruning steps are guarded
     (``options.guard()``), so the scheme may stop before ``iterations``.
-    ``quant_bits`` is the precision test accuracy is also measured at.
+    ``quant_bits``: the precision every step is measured and exported at; None chooses
+    each step's (:class:`StepRecorder`).
     """
     iterations = integer(iterations, "iterations", 1)
     model = start_model(scheme, model, options, seed)

@@ -103,7 +103,6 @@ def run_local_search(
         failures=failures,
         tasks=pd.DataFrame(infos, columns=["scheme", "started", "finished", "device", "pid"]),
         input_shape=dataset.input_shape,
-        quant_bits=candidate.quant_bits,
     )
 
 

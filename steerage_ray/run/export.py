@@ -15,6 +15,7 @@ from steerage_ray.experiment import Experiment
 from steerage_ray.local_search.export import FILE_FORMATS, export_model
 from steerage_ray.models import build_model
 from steerage_ray.pareto import choose
+from steerage_ray.precision import precision_of
 from steerage_ray.run.directory import ExperimentDir
 from steerage_ray.run.front import front_model
 from steerage_ray.run.inputs import load_experiment_data
@@ -70,7 +71,9 @@ def _model_to_export(run_dir: ExperimentDir, experiment: Experiment,
                          f"a Pareto row index 0..{len(pareto) - 1}, got {which!r}")
     key = (row["scheme"], int(row["step"]))
     label = f"scheme_{row['scheme']}_step_{int(row['step'])}"
-    return saved["models"][key], tuple(saved["input_shape"]), saved["quant_bits"], label
+    # each point's precision; a directory written before points had their own, its one
+    bits = row["quant_bits"] if "quant_bits" in row else saved["quant_bits"]
+    return saved["models"][key], tuple(saved["input_shape"]), int(bits), label
 
 
 def _global_winner(run_dir: ExperimentDir,
@@ -97,9 +100,11 @@ def _front_member(run_dir: ExperimentDir, experiment: Experiment,
 
 def _trained(experiment: Experiment, config: dict, state: dict,
              label: str) -> tuple[nn.Module, tuple[int, ...], int, str]:
-    """A global-search architecture with its trained weights, and its export label."""
+    """A global-search architecture with its trained weights, its precision (the
+    config's ``quant_bits``, else chosen as its trial chose it) and its export label."""
     data = prepare_for_config(load_experiment_data(experiment), config,
                               seed=experiment.seed)
     model = build_model(experiment.family, config, data.input_shape, data.n_classes)
     model.load_state_dict(state)
-    return model, data.input_shape, int(config.get("quant_bits") or 32), label
+    bits = precision_of(model, data, config.get("quant_bits")).bits
+    return model, data.input_shape, bits, label

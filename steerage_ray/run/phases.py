@@ -236,8 +236,7 @@ def save_local_search(result: LocalSearchResult, run_dir: ExperimentDir) -> None
     models = {(row.scheme, int(row.step)): result.model(row.scheme, int(row.step)).cpu()
               for row in result.pareto.itertuples()}
     run_dir.write_with("local_search/models.pt", lambda path: torch.save(
-        {"models": models, "input_shape": result.input_shape,
-         "quant_bits": result.quant_bits}, path))
+        {"models": models, "input_shape": result.input_shape}, path))
     histories = [h.assign(scheme=s) for s, h in result.histories.items()]
     if histories:
         history = pd.concat(histories, ignore_index=True)

@@ -192,9 +192,14 @@ def preset_for_algorithm(name: str, algorithm: str, **options: Any) -> SearchSpa
     The default algorithm (``"steerage"``) searches the FFNN space with
     ``optional_reduction=True``: on the bundled tabular datasets every network of
     Table 2 reduces its input, and the reduced inputs validated below the raw ones
-    (benchmarks/RESULTS.md, "Optional dimensionality reduction"). ``"paper"`` keeps
-    Table 2 exactly.
+    (benchmarks/RESULTS.md, "Optional dimensionality reduction"). Its spaces have no
+    ``quant_bits``: the precision changes nothing a trial trains, so each trial
+    chooses it after training instead (``precision.precision_of``: the fewest bits
+    that keep the validation accuracy). ``"paper"`` keeps Tables 2, 6 and 8 exactly,
+    ``quant_bits`` searched.
     """
-    if name == "ffnn" and algorithm != "paper":
+    if algorithm == "paper":
+        return get_preset(name, **options)
+    if name == "ffnn":
         options.setdefault("optional_reduction", True)
-    return get_preset(name, **options)
+    return get_preset(name, **options).without(["quant_bits"], "preset")

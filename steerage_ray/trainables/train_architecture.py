@@ -17,7 +17,8 @@ A trial's config holds the architecture keys (docs/ARCHITECTURE.md) plus:
 
 Every epoch reports ``val_acc`` (the searched metric, mode ``"max"``) so a scheduler
 such as ASHA can stop the trial; the last epoch's report adds ``test_acc``,
-``quant_test_acc`` (test accuracy with the config's ``quant_bits`` applied), ``params``
+``quant_bits`` (the config's, or the fewest bits that keep the validation accuracy)
+and ``quant_test_acc`` (test accuracy at those bits), ``params``
 and ``flops``, plus where it ran (``on_gpu``: False on a GPU torch cannot use, e.g. the
 fake GPUs of a simulated cluster; ``gpus_assigned``; ``node_id``, the Ray node;
 ``torch_threads``, set to the trial's CPUs). The metric is always reported: a diverged
@@ -48,7 +49,8 @@ from steerage_ray import storage
 from steerage_ray.checks import is_number, number
 from steerage_ray.data import Dataset, load_dataset_spec, prepare_for_config
 from steerage_ray.families import check_family
-from steerage_ray.models import build_model, count_flops, count_params, quantize_model
+from steerage_ray.models import build_model, count_flops, count_params
+from steerage_ray.precision import precision_of
 from steerage_ray.training import (
     EpochResult,
     TrainResult,
@@ -191,13 +193,15 @@ class EpochReporter:
 
 def _final_scores(model: torch.nn.Module, data: Dataset, config: Mapping,
                   settings: TrainSettings, test_acc: float) -> dict:
-    """What the last report adds: quantized accuracy, size, and where the trial ran."""
-    bits = config.get("quant_bits") or 32
-    quant_test_acc = (test_acc if bits == 32 else
-                      evaluate(quantize_model(model, bits), data.X_test, data.y_test)[0])
+    """What the last report adds: precision, size, and where the trial ran.
+
+    The precision is the config's ``quant_bits``, or without one (the default
+    algorithm's presets) the fewest bits that keep the validation accuracy
+    (``precision.precision_of``); ``quant_test_acc`` is the test accuracy at it."""
+    precision = precision_of(model, data, config.get("quant_bits"), test_acc=test_acc)
     return {
-        "quant_test_acc": quant_test_acc,
-        "quant_bits": bits,
+        "quant_test_acc": precision.test_acc,
+        "quant_bits": precision.bits,
         "params": count_params(model),
         "flops": count_flops(model, data.input_shape),
         "input_features": math.prod(data.input_shape),
