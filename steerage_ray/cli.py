@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--front", type=NON_NEGATIVE, metavar="INDEX",
                         help="export row INDEX of the global-search Pareto front "
                              "(pareto_front.csv) instead, with its trained weights")
+    export.add_argument("--quantized", action="store_true",
+                        help="the weights at the model's precision (the summary's bits)")
     export.add_argument("--out", type=Path, help="output file")
 
     profile = commands.add_parser(
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             path = run.export_experiment_model(args.directory, fmt=args.format,
                                                which=args.which, out=args.out,
-                                               front=args.front)
+                                               front=args.front, quantized=args.quantized)
             print(f"wrote {path}")
         elif args.command == "profile-latency":
             from steerage_ray.latency import busy_warning

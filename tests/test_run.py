@@ -13,6 +13,7 @@ from torch import nn
 from steerage_ray.complexity_estimate import ResourceConstraint
 from steerage_ray.experiment import load_experiment, parse_experiment
 from steerage_ray.global_search import best_trial, inert_dimensions
+from steerage_ray.models import quantize_model
 from steerage_ray.run import ExperimentDir, export_experiment_model, rebuild_report
 from steerage_ray.run.baseline import baseline_model
 from steerage_ray.run.commands import run_phases
@@ -314,6 +315,24 @@ def test_export_writes_the_chosen_pareto_model(run_dir, which, key):
         export_experiment_model(run_dir.path, fmt="pickle")
 
 
+def test_a_quantized_export_has_the_weights_at_the_points_own_precision(run_dir):
+    folder = run_dir.file("local_search")
+    folder.mkdir()
+    pd.DataFrame({"scheme": ["C", "B"], "step": [2, 1], "val_acc": [0.95, 0.97],
+                  "quant_bits": [8, 4], "params": [10, 15]}).to_csv(folder / "pareto.csv",
+                                                                     index=False)
+    torch.manual_seed(0)
+    models = {("C", 2): nn.Linear(4, 3), ("B", 1): nn.Linear(4, 3)}
+    torch.save({"models": models, "input_shape": (4,)}, folder / "models.pt")
+    x = torch.randn(2, 4)
+    for which, key, bits in (("best", ("B", 1), 4), ("smallest", ("C", 2), 8)):
+        path = export_experiment_model(run_dir.path, which=which, quantized=True)
+        assert path.name == f"scheme_{key[0]}_step_{key[1]}_q{bits}.torchscript.pt"
+        torch.testing.assert_close(torch.jit.load(str(path))(x),
+                                   quantize_model(models[key], bits)(x))
+        assert not torch.allclose(torch.jit.load(str(path))(x), models[key](x))
+
+
 def test_the_cli_stores_the_select_tolerance_and_exports_the_compact_model(run_dir, capsys):
     from steerage_ray.cli import build_parser, main
 
@@ -336,6 +355,9 @@ def test_the_cli_stores_the_select_tolerance_and_exports_the_compact_model(run_d
     assert run_dir.experiment().local_search["select_tolerance"] == 2.5
     assert main(["export", str(run_dir.path), "--which", "compact"]) == 0
     assert "scheme_C_step_2" in capsys.readouterr().out
+    # a directory written before each point had its own precision: the one it stored
+    assert main(["export", str(run_dir.path), "--which", "compact", "--quantized"]) == 0
+    assert "scheme_C_step_2_q32.torchscript.pt" in capsys.readouterr().out
     assert main(["report", str(run_dir.path), "--select-tolerance", "200"]) == 2
     assert "select_tolerance must be in [0, 100]" in capsys.readouterr().err
     assert run_dir.experiment().local_search["select_tolerance"] == 2.5  # unchanged

@@ -201,6 +201,7 @@ def _run_all(experiment: Experiment, data: Dataset, run_dir: ExperimentDir,
         f"{data.n_features} features, {data.n_classes} classes) -> {run_dir.path}")
     run_phases(experiment_phases(experiment, data, run_dir, storage, verbose), run_dir)
     summary = write_report(run_dir)
-    say("summary (test accuracy, non-zero parameters, FLOPs per example):\n" + summary)
+    say("summary (test accuracy, non-zero parameters, FLOPs per example, bits per weight, "
+        "size in KB at those bits):\n" + summary)
     say(f"wrote {run_dir.path}: summary.md, trials.csv, plots/, local_search/")
     return run_dir

@@ -13,7 +13,7 @@ from torch import nn
 from steerage_ray.data import prepare_for_config
 from steerage_ray.experiment import Experiment
 from steerage_ray.local_search.export import FILE_FORMATS, export_model
-from steerage_ray.models import build_model
+from steerage_ray.models import build_model, quantize_model
 from steerage_ray.pareto import choose
 from steerage_ray.precision import precision_of
 from steerage_ray.run.directory import ExperimentDir
@@ -23,7 +23,7 @@ from steerage_ray.run.inputs import load_experiment_data
 
 def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
                             which: str = "best", out: str | Path | None = None,
-                            front: int | None = None) -> Path:
+                            front: int | None = None, quantized: bool = False) -> Path:
     """Export a local-search Pareto model or the global-search winner (``global``) as
     TorchScript, a state_dict or ONNX; return the file written (default:
     ``export/<model>.<format suffix>`` in the directory).
@@ -34,7 +34,11 @@ def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
 
     ``front``: instead, row ``front`` of the global-search front (``pareto_front.csv``,
     several objectives) with the weights its trial trained (``front_<i>``). Nothing is
-    trained here: a member whose weights were not kept is refused."""
+    trained here: a member whose weights were not kept is refused.
+
+    ``quantized``: the model with its weights at its precision (``quant_bits``: the
+    searched one, or the one chosen after training, as the summary's ``bits``), in the
+    same format; the label gains ``_q<bits>``."""
     if fmt not in FILE_FORMATS:
         raise ValueError(f"format must be one of {tuple(FILE_FORMATS)}, got {fmt!r}")
     if front is not None and which != "best":
@@ -46,6 +50,8 @@ def export_experiment_model(directory: str | Path, *, fmt: str = "torchscript",
         module, input_shape, bits, label = _front_member(run_dir, experiment, front)
     else:
         module, input_shape, bits, label = _model_to_export(run_dir, experiment, which)
+    if quantized:
+        module, label = quantize_model(module, bits), f"{label}_q{bits}"
     exported = export_model(module, input_shape, quant_bits=bits, onnx=fmt == "onnx")
     return exported.write(fmt, out or run_dir.file("export", f"{label}.{FILE_FORMATS[fmt]}"))
 
