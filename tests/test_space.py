@@ -548,16 +548,22 @@ def test_lenet_preset_matches_table_6(size, fc):
     assert space.constants == {"image_size": size}
 
 
-@pytest.mark.parametrize("size", [8, 32, 7])
-def test_lenet_other_image_sizes_scale_the_28x28_ranges(size):
+@pytest.mark.parametrize("size", [8, 32, 7, 4])
+def test_lenet_other_image_sizes_grow_each_bound_as_table_6_does(size):
+    """Each bound follows bound_14 * (side / 14) ** k, k fitted from sides 14 and 28;
+    the result is on the grid of 5, at least 10 wide, and never narrower than the 10
+    classes (the pixel-ratio rule before gave fc3 5-15 at 8x8)."""
     ranges = lenet_fc_ranges(size)
-    scale = (size / 28) ** 2
-    for (low, high), (low28, high28) in zip(ranges, lenet_fc_ranges(28)):
+    for (low, high), at_14, at_28 in zip(ranges, lenet_fc_ranges(14), lenet_fc_ranges(28)):
         assert low % 5 == 0 and high % 5 == 0 and low >= 5 and high - low >= 10
-        assert abs(low - low28 * scale) <= 5
-        assert high - low == 10 or abs(high - high28 * scale) <= 2.5
+        exact = [b14 * (size / 14) ** np.log2(b28 / b14) for b14, b28 in zip(at_14, at_28)]
+        assert abs(low - exact[0]) <= 2.5
+        assert high - low == 10 or abs(high - exact[1]) <= 2.5
+    assert all(low >= 10 for low, _ in ranges[1:])
     assert lenet_space(size).constants == {"image_size": size}
-    assert lenet_fc_ranges(8) == ((45, 60), (10, 20), (5, 15))
+    assert lenet_fc_ranges(8) == ((45, 60), (40, 65), (35, 55))
+    # fc1 takes the flattened maps and grows with the pixel count, as 14 -> 28 does
+    assert lenet_fc_ranges(32)[0] == (705, 940)
     for bad in (0, 28.0, "28", True):
         with pytest.raises(ValueError, match="image_size"):
             lenet_space(bad)

@@ -7,6 +7,7 @@ Config keys are the contract with ``steerage_ray.data`` and ``steerage_ray.model
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,18 +92,25 @@ def lenet_fc_ranges(image_size: int) -> tuple[tuple[int, int], ...]:
     """Table 6's (low, high) widths of fc1, fc2, fc3 for square images of this side.
 
     Sides 14, 21 and 28 are the paper's. Any other side (8 for sklearn digits, 32, ...)
-    is our extension: the 28x28 ranges scaled by the pixel ratio ``(side / 28) ** 2``,
-    rounded to multiples of 5, at least 5 and at least 10 wide.
+    is our extension: each bound grows with the side as it does in Table 6 from 14 to
+    28, ``bound_14 * (side / 14) ** k`` with ``k = log2(bound_28 / bound_14)``, rounded
+    to multiples of 5, at least 5 and at least 10 wide. fc1, which takes the flattened
+    feature maps, grows with the pixel count (k = 2); fc2 and fc3 grow far less
+    (k = 0.3-1.1). An earlier rule scaled all three by the pixel ratio, which at 8x8
+    gave fc2 10-20 and fc3 5-15: a layer narrower than the 10 classes, where a LeNet
+    with fc 45-10-5 trained to 56 % validation accuracy on digits and one with
+    45-40-35 (this rule's narrowest) to 97 % (benchmarks/RESULTS.md, "LeNet FC ranges").
     """
     if not is_integer(image_size) or image_size < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     if image_size in LENET_FC_RANGES:
         return LENET_FC_RANGES[image_size]
-    scale = (image_size / 28) ** 2
     ranges = []
-    for low, high in LENET_FC_RANGES[28]:
-        low = max(FC_STEP, FC_STEP * round(low * scale / FC_STEP))
-        high = max(low + _MIN_FC_WIDTH, FC_STEP * round(high * scale / FC_STEP))
+    for at_14, at_28 in zip(LENET_FC_RANGES[14], LENET_FC_RANGES[28]):
+        low, high = (bound * (image_size / 14) ** math.log2(larger / bound)
+                     for bound, larger in zip(at_14, at_28))
+        low = max(FC_STEP, FC_STEP * round(low / FC_STEP))
+        high = max(low + _MIN_FC_WIDTH, FC_STEP * round(high / FC_STEP))
         ranges.append((low, high))
     return tuple(ranges)
 
