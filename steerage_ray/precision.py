@@ -45,10 +45,19 @@ def fewest_bits(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
     points, so any allowance would be a whole example lost for a smaller file."""
     if val_acc is None:
         val_acc = evaluate(model, X_val, y_val)[0]
+    return _fewest_kept(model, X_val, y_val, val_acc)[0]
+
+
+def _fewest_kept(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
+                 val_acc: float) -> tuple[int, nn.Module, float]:
+    """:func:`fewest_bits` with the quantized model and its validation accuracy, so a
+    caller measuring it further does not quantize and validate it again."""
     for bits in sorted(QUANT_BITS)[:-1]:
-        if evaluate(quantize_model(model, bits), X_val, y_val)[0] >= val_acc - 1e-12:
-            return bits
-    return 32
+        quantized = quantize_model(model, bits)
+        accuracy = evaluate(quantized, X_val, y_val)[0]
+        if accuracy >= val_acc - 1e-12:
+            return bits, quantized, accuracy
+    return 32, model, val_acc
 
 
 def precision_of(model: nn.Module, data: Dataset, bits: int | None = None, *,
@@ -62,14 +71,15 @@ def precision_of(model: nn.Module, data: Dataset, bits: int | None = None, *,
     if val_acc is None:
         val_acc = evaluate(model, data.X_val, data.y_val)[0]
     if bits is None:
-        bits = fewest_bits(model, data.X_val, data.y_val, val_acc)
-    if bits == 32:
-        if test_acc is None:
-            test_acc = evaluate(model, data.X_test, data.y_test)[0]
-        return Precision(32, val_acc, test_acc)
-    quantized = quantize_model(model, bits)
-    return Precision(int(bits), evaluate(quantized, data.X_val, data.y_val)[0],
-                     evaluate(quantized, data.X_test, data.y_test)[0])
+        bits, quantized, quant_val_acc = _fewest_kept(model, data.X_val, data.y_val, val_acc)
+    elif bits == 32:
+        quantized, quant_val_acc = model, val_acc
+    else:
+        quantized = quantize_model(model, bits)
+        quant_val_acc = evaluate(quantized, data.X_val, data.y_val)[0]
+    if quantized is not model or test_acc is None:
+        test_acc = evaluate(quantized, data.X_test, data.y_test)[0]
+    return Precision(int(bits), quant_val_acc, test_acc)
 
 
 def size_kb(params, bits):
