@@ -58,6 +58,7 @@ from steerage_ray.evolution import EvolutionResult
 from steerage_ray.families import check_family
 from steerage_ray.latency import LatencyTable, load_table
 from steerage_ray.named_objectives import ObjectiveCosts
+from steerage_ray.precision import choices_as_constant
 from steerage_ray.predictor import AccuracyPredictor
 from steerage_ray.schedulers import FINAL_PHASE, FINAL_PHASE_KEY, SparingFinalPhase
 from steerage_ray.searchers import SteerageSearcher
@@ -225,6 +226,8 @@ def global_search(
         scheduler = _sparing_final_phase(scheduler, final_config)
     algorithm = searcher_options.get("algorithm", DEFAULT_ALGORITHM)
     search_space = _search_space(space, family, data, algorithm)
+    if algorithm != "paper":
+        search_space = choices_as_constant(search_space)
     check_space_fits(search_space, family, data)
     metric, mode, cost_fn = _objectives(objectives, latency_table, family, data)
     if algorithm != "paper":
@@ -466,21 +469,17 @@ def _search_space(space: SearchSpace | str | Mapping | None, family: str,
 def inert_dimensions(space: SearchSpace, data: Dataset) -> tuple[str, ...]:
     """The dimensions of ``space`` that change neither the network a trial trains on
     ``data`` nor anything the search optimises, which the default algorithm leaves out
-    (``SteerageSearcher(inert_dimensions=...)``): ``quant_bits`` (trials report the
-    float model's accuracy, and params, FLOPs and latency are the float model's; the
-    bits only set the precision of ``quant_test_acc`` and of an export), and
-    ``image_filter`` when no image is resized. Searched as dimensions, they made the
-    search train the same network again and again: in default-mode runs on the
-    tuning seeds, 3-14 of 50 digits FFNN trials, 2-8 of 40 MNIST-1D trials and 8-15 of
-    40 digits-images LeNet trials repeated a network already trained (2026-12-06).
-    The default algorithm's presets have no ``quant_bits`` (trials choose their
-    precision after training, ``precision.precision_of``), so it is found only in a
-    space of the user's. A search whose ``constraint`` reads one of them passes its own
-    ``inert_dimensions`` (e.g. ``()``) among the searcher options."""
-    inert = ["quant_bits"] if "quant_bits" in space.names else []
+    (``SteerageSearcher(inert_dimensions=...)``): ``image_filter`` when no image is
+    resized. Searched as a dimension, it made the search train the same network again
+    and again, as ``quant_bits`` did before it became the constant ``precision_choices``
+    (``precision.choices_as_constant``): in default-mode runs on the tuning seeds, 3-14
+    of 50 digits FFNN trials, 2-8 of 40 MNIST-1D trials and 8-15 of 40 digits-images
+    LeNet trials repeated a network already trained (2026-12-06). A search whose
+    ``constraint`` reads it passes its own ``inert_dimensions`` (e.g. ``()``) among the
+    searcher options."""
     if "image_filter" in space.names and not image_filter_matters(space, data):
-        inert.append("image_filter")
-    return tuple(inert)
+        return ("image_filter",)
+    return ()
 
 
 def _objectives(objectives: Sequence[str] | str | None,

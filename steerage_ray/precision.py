@@ -9,12 +9,18 @@ made the search train the same network again, and a randomly filled value left t
 model size a report shows to chance. Choosing on validation accuracy keeps test
 accuracy out of every choice, as everywhere in the pipeline.
 
+A space of the user's may list ``quant_bits`` (e.g. ``{choice: [8, 32]}``: the widths
+the target hardware runs). The default algorithm does not search it, for the same
+reason; :func:`choices_as_constant` turns it into the constant ``precision_choices``,
+and each network's precision is then chosen among those widths only.
+
 Used by the global search's trials (``trainables.train_architecture``) and by every
 local-search step (``local_search.scann.StepRecorder``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +28,15 @@ from torch import nn
 
 from steerage_ray.data.dataset import Dataset
 from steerage_ray.models import QUANT_BITS, quantize_model
+from steerage_ray.space import SearchSpace
 from steerage_ray.training import evaluate
+
+#: The config key of the bit widths a network's precision is chosen among.
+CHOICES_KEY = "precision_choices"
+
+#: A precision as configs give it: the bits (an int), the widths to choose the fewest
+#: from (a tuple), or None for all of ``QUANT_BITS``.
+Bits = int | tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -37,41 +51,47 @@ class Precision:
 
 
 def fewest_bits(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
-                val_acc: float | None = None) -> int:
-    """The fewest bits of ``QUANT_BITS`` whose quantized ``model`` validates at least
-    as well as the float one (``val_acc``, measured when not given); 32 always does.
+                val_acc: float | None = None, choices: Sequence[int] | None = None) -> int:
+    """The fewest bits of ``choices`` (None: ``QUANT_BITS``) whose quantized ``model`` validates at least as
+    well as the float one (``val_acc``, measured when not given); when none does, the
+    most of ``choices`` (32, the float model itself, always does).
 
     No tolerance: on the bundled datasets' validation splits one example is 0.1-3
     points, so any allowance would be a whole example lost for a smaller file."""
     if val_acc is None:
         val_acc = evaluate(model, X_val, y_val)[0]
-    return _fewest_kept(model, X_val, y_val, val_acc)[0]
+    return _fewest_kept(model, X_val, y_val, val_acc, choices or QUANT_BITS)[0]
 
 
-def _fewest_kept(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
-                 val_acc: float) -> tuple[int, nn.Module, float]:
+def _fewest_kept(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray, val_acc: float,
+                 choices: Sequence[int]) -> tuple[int, nn.Module, float]:
     """:func:`fewest_bits` with the quantized model and its validation accuracy, so a
     caller measuring it further does not quantize and validate it again."""
-    for bits in sorted(QUANT_BITS)[:-1]:
+    widths = sorted(choices)
+    for bits in widths:
+        if bits == 32:
+            return 32, model, val_acc
         quantized = quantize_model(model, bits)
         accuracy = evaluate(quantized, X_val, y_val)[0]
-        if accuracy >= val_acc - 1e-12:
+        if accuracy >= val_acc - 1e-12 or bits == widths[-1]:
             return bits, quantized, accuracy
-    return 32, model, val_acc
+    raise ValueError("choices must hold at least one bit width")
 
 
-def precision_of(model: nn.Module, data: Dataset, bits: int | None = None, *,
+def precision_of(model: nn.Module, data: Dataset, bits: Bits = None, *,
                  val_acc: float | None = None,
                  test_acc: float | None = None) -> Precision:
-    """``model``'s precision on ``data``: ``bits`` when given (a searched or set
-    ``quant_bits``), else :func:`fewest_bits`; with the accuracies at it.
+    """``model``'s precision on ``data``: ``bits`` when an int (a searched or set
+    ``quant_bits``), else :func:`fewest_bits` among the tuple ``bits`` (a config's
+    ``precision_choices``) or among all of ``QUANT_BITS``; with the accuracies at it.
 
     ``val_acc`` / ``test_acc``: the float model's, when the caller has them (they are
     the 32-bit accuracies, and the reference of :func:`fewest_bits`)."""
     if val_acc is None:
         val_acc = evaluate(model, data.X_val, data.y_val)[0]
-    if bits is None:
-        bits, quantized, quant_val_acc = _fewest_kept(model, data.X_val, data.y_val, val_acc)
+    if bits is None or not isinstance(bits, int):
+        bits, quantized, quant_val_acc = _fewest_kept(model, data.X_val, data.y_val, val_acc,
+                                                      QUANT_BITS if bits is None else bits)
     elif bits == 32:
         quantized, quant_val_acc = model, val_acc
     else:
@@ -80,6 +100,33 @@ def precision_of(model: nn.Module, data: Dataset, bits: int | None = None, *,
     if quantized is not model or test_acc is None:
         test_acc = evaluate(quantized, data.X_test, data.y_test)[0]
     return Precision(int(bits), quant_val_acc, test_acc)
+
+
+def config_precision(config: Mapping) -> Bits:
+    """What ``config`` says of its network's precision: its ``quant_bits`` (an int), its
+    ``precision_choices`` (a tuple), or None."""
+    if config.get("quant_bits") is not None:
+        return int(config["quant_bits"])
+    choices = config.get(CHOICES_KEY)
+    return None if choices is None else tuple(int(b) for b in choices)
+
+
+def choices_as_constant(space: SearchSpace) -> SearchSpace:
+    """``space`` with its ``quant_bits`` dimension (when it has one) replaced by the
+    constant ``precision_choices``: its values, the widths each trained network's
+    precision is then chosen among (the default algorithm; see the module docstring)."""
+    if "quant_bits" not in space.names:
+        return space
+    dim = space["quant_bits"]
+    values = (None if dim.n_values is None
+              else tuple(dim.code_at(k) for k in range(dim.n_values)))
+    if values is None or not set(values) <= set(QUANT_BITS):
+        raise ValueError(f"space: quant_bits must be a choice among {list(QUANT_BITS)} "
+                         f"(the supported weight precisions), got {dim!r}; e.g. "
+                         f"tune.choice([8, 32])")
+    kept = space.without(["quant_bits"], "space")
+    return SearchSpace(kept.dimensions,
+                       {**kept.constants, CHOICES_KEY: [int(b) for b in values]})
 
 
 def size_kb(params, bits):

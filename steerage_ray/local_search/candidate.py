@@ -12,6 +12,7 @@ from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.convnet import SparseConvNet
 from steerage_ray.local_search.scann import SCANN_SCHEMES
 from steerage_ray.models import build_model
+from steerage_ray.precision import Bits, config_precision
 
 #: The families local search works on, and the schemes each can run.
 FAMILY_SCHEMES = {"ffnn": SCANN_SCHEMES, "lenet": (*SCANN_SCHEMES, "nest")}
@@ -23,7 +24,8 @@ class Candidate:
 
     ``family`` is ``"ffnn"`` or ``"lenet"``; ``config`` the flat architecture config
     (docs/ARCHITECTURE.md preset keys; ``quant_bits``, when there, sets every local-search
-    step's precision);
+    step's precision, and ``precision_choices`` the bit widths each step's is chosen
+    among);
     ``state_dict`` the trained weights of ``build_model(family, config, input_shape,
     n_classes)``, or None to have every scheme train the candidate first.
     """
@@ -55,10 +57,10 @@ class Candidate:
         return value
 
     @property
-    def quant_bits(self) -> int | None:
-        """The config's precision, or None: local search then chooses each step's."""
-        bits = self.config.get("quant_bits")
-        return None if bits is None else int(bits)
+    def precision(self) -> Bits:
+        """The config's precision (``quant_bits``), or the bit widths local search
+        chooses each step's among (``precision_choices``; None: all of them)."""
+        return config_precision(self.config)
 
     def build(self, dataset: Dataset, seed: int = 0) -> nn.Module:
         """The dense candidate for ``dataset`` (its weights loaded when given)."""

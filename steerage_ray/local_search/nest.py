@@ -37,6 +37,7 @@ from steerage_ray.local_search.scann import (
     run_steps,
 )
 from steerage_ray.models import eval_mode
+from steerage_ray.precision import Bits
 from steerage_ray.training import TrainSettings
 
 NEST_OPERATIONS = ("grow_feature_maps", "grow_conv_connections", "prune_conv", "partial_area",
@@ -344,7 +345,7 @@ class NestOptions:
 
 def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
              settings: TrainSettings, options: NestOptions = NestOptions(), seed: int = 0,
-             pretrained: bool = False, quant_bits: int | None = None) -> SchemeResult:
+             pretrained: bool = False, precision: Bits = None) -> SchemeResult:
     """NeST on the convs and Scheme C on the head: (operation -> train -> validate) x
     ``iterations``, keeping the best (see :func:`steerage_ray.local_search.scann.run_scheme`;
     pruning steps are guarded the same way)."""
@@ -357,7 +358,7 @@ def run_nest(model: SparseConvNet, dataset: Dataset, *, iterations: int,
             net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=not pretrained,
         tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
-        quant_bits=quant_bits)
+        precision=precision)
 
 
 def apply_nest_operation(model: SparseConvNet, operation: str, dataset: Dataset,

@@ -31,7 +31,7 @@ from steerage_ray.local_search.graph import SparseFeedForward
 from steerage_ray.local_search.masked import apply_masks, effective_flops, masked_modules
 from steerage_ray.models import count_params, eval_mode
 from steerage_ray.pareto import select_point
-from steerage_ray.precision import precision_of
+from steerage_ray.precision import Bits, precision_of
 from steerage_ray.training import TrainSettings, evaluate, train_model
 
 SCANN_SCHEMES = ("A", "B", "C")
@@ -426,17 +426,18 @@ class StepRecorder:
     """Trains after each operation, evaluates, and keeps the history and snapshots.
 
     Shared by SCANN schemes and NeST so both report identical history tables. Each
-    step's precision (``quant_bits``, the one its model is exported at) is the
-    candidate's ``quant_bits`` when it has one, else the fewest bits at which that
-    step's model validates as well as in float (``precision.precision_of``: a pruned
-    network may need more bits than the one it came from); ``quant_test_acc`` is the
-    test accuracy at it.
+    step's precision (``quant_bits``, the one its model is exported at) is
+    ``precision`` when it is an int (the candidate's ``quant_bits``), else the fewest
+    bits, among the tuple ``precision`` when given, at which that step's model
+    validates as well as in float (``precision.precision_of``: a pruned network may
+    need more bits than the one it came from); ``quant_test_acc`` is the test accuracy
+    at it.
     """
 
     def __init__(self, scheme: str, dataset: Dataset, settings: TrainSettings, seed: int,
-                 quant_bits: int | None = None) -> None:
+                 precision: Bits = None) -> None:
         self.scheme, self.dataset, self.settings, self.seed = scheme, dataset, settings, seed
-        self.quant_bits = quant_bits
+        self.precision = precision
         self.rows: list[dict] = []
         self.models: list[nn.Module] = []
 
@@ -448,7 +449,7 @@ class StepRecorder:
             train_model(model, self.dataset, step_settings, after_step=apply_masks)
         val_acc, _ = evaluate(model, self.dataset.X_val, self.dataset.y_val)
         test_acc, _ = evaluate(model, self.dataset.X_test, self.dataset.y_test)
-        precision = precision_of(model, self.dataset, self.quant_bits, val_acc=val_acc,
+        precision = precision_of(model, self.dataset, self.precision, val_acc=val_acc,
                                  test_acc=test_acc)
         params, flops = model_costs(model, self.dataset.input_shape)
         self.rows.append(dict(step=step, operation=operation, val_acc=val_acc,
@@ -475,7 +476,7 @@ class StepRecorder:
 def run_steps(scheme: str, model: nn.Module, dataset: Dataset, operations: Sequence[str],
               apply: Callable[[nn.Module, str, int, float], None], *,
               settings: TrainSettings, seed: int, train_start: bool, tolerance: float,
-              guard: PruningGuard | None = None, quant_bits: int | None = None) -> SchemeResult:
+              guard: PruningGuard | None = None, precision: Bits = None) -> SchemeResult:
     """Algorithm 3's loop, shared by the SCANN schemes and NeST: record the start model
     (trained first when ``train_start``), then for each operation ``apply(model,
     operation, seed, scale)`` with a seed drawn from ``seed`` and the guard's pruning
@@ -483,7 +484,7 @@ def run_steps(scheme: str, model: nn.Module, dataset: Dataset, operations: Seque
     pruning step that cost too much validation accuracy (training continues from the
     last kept step) and ends the loop early when it has undone enough; finally a step is
     chosen with ``tolerance`` (:meth:`StepRecorder.result`)."""
-    recorder = StepRecorder(scheme, dataset, settings, seed, quant_bits)
+    recorder = StepRecorder(scheme, dataset, settings, seed, precision)
     recorder.record(model, "start", train=train_start)
     device = next(model.parameters()).device
     kept = 0
@@ -533,7 +534,7 @@ def start_model(scheme: str, model: nn.Module, options: ScannOptions, seed: int)
 def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: int,
                settings: TrainSettings, options: ScannOptions = ScannOptions(),
                seed: int = 0, pretrained: bool = False,
-               quant_bits: int | None = None) -> SchemeResult:
+               precision: Bits = None) -> SchemeResult:
     """Algorithm 3: ``iterations`` x (operation -> train -> validate), keep the best.
 
     ``model`` is the candidate as a sparse model (see :func:`start_model`); with
@@ -541,8 +542,9 @@ def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: i
     (Scheme A always trains its fresh start). ``dataset`` is the data the candidate
     expects (after its dimensionality reduction: DR+SCANN). Pruning steps are guarded
     (``options.guard()``), so the scheme may stop before ``iterations``.
-    ``quant_bits``: the precision every step is measured and exported at; None chooses
-    each step's (:class:`StepRecorder`).
+    ``precision``: the bits every step is measured and exported at (an int), or the
+    widths each step's precision is chosen among (a tuple; None: all of them;
+    :class:`StepRecorder`).
     """
     iterations = integer(iterations, "iterations", 1)
     model = start_model(scheme, model, options, seed)
@@ -552,7 +554,7 @@ def run_scheme(scheme: str, model: nn.Module, dataset: Dataset, *, iterations: i
             net, operation, dataset, options, step_seed, scale),
         settings=settings, seed=seed, train_start=scheme == "A" or not pretrained,
         tolerance=options.accuracy_tolerance, guard=options.guard(len(dataset.y_val)),
-        quant_bits=quant_bits)
+        precision=precision)
 
 
 def apply_operation(model: nn.Module, operation: str, dataset: Dataset,

@@ -79,11 +79,11 @@ def run_one_scheme(scheme: str, candidate: Candidate, dataset: Dataset, iteratio
         if scheme == "nest":
             result = run_nest(model, dataset, iterations=iterations, settings=settings,
                               options=options, seed=seed, pretrained=pretrained,
-                              quant_bits=candidate.quant_bits)
+                              precision=candidate.precision)
         else:
             result = run_scheme(scheme, model, dataset, iterations=iterations,
                                 settings=settings, options=options, seed=seed,
-                                pretrained=pretrained, quant_bits=candidate.quant_bits)
+                                pretrained=pretrained, precision=candidate.precision)
     info = dict(scheme=scheme, started=started, finished=time.time(), device=str(device),
                 pid=os.getpid())
     return result, info

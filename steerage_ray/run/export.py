@@ -15,7 +15,7 @@ from steerage_ray.experiment import Experiment
 from steerage_ray.local_search.export import FILE_FORMATS, export_model
 from steerage_ray.models import build_model, quantize_model
 from steerage_ray.pareto import choose
-from steerage_ray.precision import fewest_bits
+from steerage_ray.precision import config_precision, fewest_bits
 from steerage_ray.run.directory import ExperimentDir
 from steerage_ray.run.front import front_model
 from steerage_ray.run.inputs import load_experiment_data
@@ -112,7 +112,7 @@ def _trained(experiment: Experiment, config: dict, state: dict,
                               seed=experiment.seed)
     model = build_model(experiment.family, config, data.input_shape, data.n_classes)
     model.load_state_dict(state)
-    bits = config.get("quant_bits")
-    if bits is None:
-        bits = fewest_bits(model, data.X_val, data.y_val)
-    return model, data.input_shape, int(bits), label
+    bits = config_precision(config)
+    if not isinstance(bits, int):
+        bits = fewest_bits(model, data.X_val, data.y_val, choices=bits)
+    return model, data.input_shape, bits, label

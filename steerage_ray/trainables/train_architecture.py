@@ -50,7 +50,7 @@ from steerage_ray.checks import is_number, number
 from steerage_ray.data import Dataset, load_dataset_spec, prepare_for_config
 from steerage_ray.families import check_family
 from steerage_ray.models import build_model, count_flops, count_params
-from steerage_ray.precision import precision_of
+from steerage_ray.precision import config_precision, precision_of
 from steerage_ray.training import (
     EpochResult,
     TrainResult,
@@ -196,9 +196,10 @@ def _final_scores(model: torch.nn.Module, data: Dataset, config: Mapping,
     """What the last report adds: precision, size, and where the trial ran.
 
     The precision is the config's ``quant_bits``, or without one (the default
-    algorithm's presets) the fewest bits that keep the validation accuracy
-    (``precision.precision_of``); ``quant_test_acc`` is the test accuracy at it."""
-    precision = precision_of(model, data, config.get("quant_bits"), test_acc=test_acc)
+    algorithm) the fewest bits that keep the validation accuracy, among the config's
+    ``precision_choices`` when it has them (``precision.precision_of``);
+    ``quant_test_acc`` is the test accuracy at it."""
+    precision = precision_of(model, data, config_precision(config), test_acc=test_acc)
     return {
         "quant_test_acc": precision.test_acc,
         "quant_bits": precision.bits,
