@@ -226,9 +226,9 @@ def global_search(
         scheduler = _sparing_final_phase(scheduler, final_config)
     algorithm = searcher_options.get("algorithm", DEFAULT_ALGORITHM)
     search_space = _search_space(space, family, data, algorithm)
+    check_space_fits(search_space, family, data)
     if algorithm != "paper":
         search_space = choices_as_constant(search_space)
-    check_space_fits(search_space, family, data)
     metric, mode, cost_fn = _objectives(objectives, latency_table, family, data)
     if algorithm != "paper":
         searcher_options.setdefault("inert_dimensions",

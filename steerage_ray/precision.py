@@ -117,16 +117,38 @@ def choices_as_constant(space: SearchSpace) -> SearchSpace:
     precision is then chosen among (the default algorithm; see the module docstring)."""
     if "quant_bits" not in space.names:
         return space
-    dim = space["quant_bits"]
+    widths = _widths(space["quant_bits"])
+    kept = space.without(["quant_bits"], "space")
+    return SearchSpace(kept.dimensions, {**kept.constants, CHOICES_KEY: list(widths)})
+
+
+def check_precision_keys(space: SearchSpace) -> None:
+    """Refuse, before any trial, a ``quant_bits`` (dimension or constant) or a
+    ``precision_choices`` with a width ``quantize_model`` does not support."""
+    if "quant_bits" in space.names:
+        _widths(space["quant_bits"])
+    constants = space.constants
+    bits = constants.get("quant_bits")
+    if bits is not None and (isinstance(bits, bool) or bits not in QUANT_BITS):
+        raise ValueError(f"space: quant_bits must be one of {list(QUANT_BITS)} (the "
+                         f"supported weight precisions), got {bits!r}")
+    choices = constants.get(CHOICES_KEY)
+    if choices is not None and (not isinstance(choices, (list, tuple)) or not choices
+                                or any(isinstance(b, bool) or b not in QUANT_BITS
+                                       for b in choices)):
+        raise ValueError(f"space: {CHOICES_KEY} must be a non-empty list of widths among "
+                         f"{list(QUANT_BITS)}, got {choices!r}")
+
+
+def _widths(dim) -> tuple[int, ...]:
+    """The values of a ``quant_bits`` dimension, which must all be supported widths."""
     values = (None if dim.n_values is None
               else tuple(dim.code_at(k) for k in range(dim.n_values)))
     if values is None or not set(values) <= set(QUANT_BITS):
         raise ValueError(f"space: quant_bits must be a choice among {list(QUANT_BITS)} "
                          f"(the supported weight precisions), got {dim!r}; e.g. "
                          f"tune.choice([8, 32])")
-    kept = space.without(["quant_bits"], "space")
-    return SearchSpace(kept.dimensions,
-                       {**kept.constants, CHOICES_KEY: [int(b) for b in values]})
+    return tuple(int(b) for b in values)
 
 
 def size_kb(params, bits):

@@ -176,6 +176,10 @@ CLI_CASES = [
         t, "p", "num_layers: {randint: [1, 3]}\n")] + OUT, "neurons_1"),
     ("space-sampler-args", lambda t: S + ["-e", _space_experiment(
         t, "p", "num_layers: {randint: 3}\n")] + OUT, "num_layers.randint"),
+    ("space-quant-bits", lambda t: S + ["-e", _space_experiment(
+        t, "p", "num_layers: 1\nneurons_1: {choice: [8, 16]}\ndr_method: null\n"
+                "dr_ratio: null\nquant_bits: {choice: [8, 12]}\n")] + OUT,
+     "quant_bits must be a choice among"),
     ("space-n-features", lambda t: S + ["-e", _experiment(t, "p", space={
         "preset": "ffnn", "n_features": 10})] + OUT, "space.n_features"),
     ("lenet-on-tabular", lambda t: S + ["-e", _experiment(t, "p", family="lenet",

@@ -139,3 +139,19 @@ def test_quant_bits_as_choices_must_be_supported_widths():
         with pytest.raises(ValueError, match=r"space: quant_bits must be a choice among "
                                              r"\[4, 8, 16, 32\]"):
             choices_as_constant(from_tune({"n": tune.choice([1, 2]), "quant_bits": bad}))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("quant_bits", tune.choice([8, 12]), "quant_bits must be a choice among"),
+    ("quant_bits", 12, "quant_bits must be one of \\[4, 8, 16, 32\\]"),
+    ("precision_choices", [8, 3], "precision_choices must be a non-empty list"),
+    ("precision_choices", [], "precision_choices must be a non-empty list"),
+])
+def test_unsupported_widths_are_refused_before_any_trial(key, value, message):
+    """In either mode, and before Ray starts (no ray_session here)."""
+    space = {"num_layers": 1, "neurons_1": tune.choice([8, 16]), "dr_method": None,
+             "dr_ratio": None, key: value}
+    for algorithm in ("steerage", "paper"):
+        with pytest.raises(ValueError, match=f"space: {message}"):
+            global_search("digits", "ffnn", space=space, budget=4, algorithm=algorithm,
+                          verbose=0)

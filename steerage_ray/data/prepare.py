@@ -61,9 +61,13 @@ def check_space_fits(space: SearchSpace, family: str, dataset: Dataset) -> None:
 
     Checks what would otherwise fail inside trials: a space without the keys the
     family's networks are built from (e.g. ``neurons_1`` for ``ffnn``), a DR ratio
-    leaving fewer than one feature, a convolutional family on tabular data, and a fixed
-    ``image_size`` that differs from the data's without an ``image_filter`` to resize.
+    leaving fewer than one feature, a convolutional family on tabular data, a fixed
+    ``image_size`` that differs from the data's without an ``image_filter`` to resize,
+    and weight precisions that are not supported (``precision.check_precision_keys``).
     """
+    from steerage_ray.precision import check_precision_keys  # (imports data)
+
+    check_precision_keys(space)
     if family != "ffnn" and dataset.kind != "image":
         raise ValueError(f"family {family!r} needs an image dataset, but {dataset.name!r} "
                          f"is tabular; use family='ffnn' or an image dataset")

@@ -79,7 +79,8 @@ def experiment_space(experiment: Experiment, data: Dataset) -> SearchSpace:
         file = experiment.space.get("file")
         where = f"file {file}" if file else f"preset {experiment.space.get('preset')!r}"
         message = str(error)
-        message = message[len("space"):] if message.startswith("space ") else f": {message}"
+        message = (message[len("space"):] if message.startswith(("space ", "space:"))
+                   else f": {message}")
         raise ValueError(f"space {where}{message}") from None
     return space
 
