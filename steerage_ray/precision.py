@@ -52,9 +52,9 @@ class Precision:
 
 def fewest_bits(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
                 val_acc: float | None = None, choices: Sequence[int] | None = None) -> int:
-    """The fewest bits of ``choices`` (None: ``QUANT_BITS``) whose quantized ``model`` validates at least as
-    well as the float one (``val_acc``, measured when not given); when none does, the
-    most of ``choices`` (32, the float model itself, always does).
+    """The fewest bits of ``choices`` (None: ``QUANT_BITS``) whose quantized ``model``
+    validates at least as well as the float one (``val_acc``, measured when not given);
+    when none does, the most of ``choices`` (32, the float model itself, always does).
 
     No tolerance: on the bundled datasets' validation splits one example is 0.1-3
     points, so any allowance would be a whole example lost for a smaller file."""
@@ -75,7 +75,8 @@ def _fewest_kept(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray, val_acc
         accuracy = evaluate(quantized, X_val, y_val)[0]
         if accuracy >= val_acc - 1e-12 or bits == widths[-1]:
             return bits, quantized, accuracy
-    raise ValueError("choices must hold at least one bit width")
+    raise ValueError(f"choices must hold at least one of {list(QUANT_BITS)}, got "
+                     f"{list(choices)!r}")
 
 
 def precision_of(model: nn.Module, data: Dataset, bits: Bits = None, *,
@@ -89,9 +90,9 @@ def precision_of(model: nn.Module, data: Dataset, bits: Bits = None, *,
     the 32-bit accuracies, and the reference of :func:`fewest_bits`)."""
     if val_acc is None:
         val_acc = evaluate(model, data.X_val, data.y_val)[0]
-    if bits is None or not isinstance(bits, int):
+    if not isinstance(bits, int):
         bits, quantized, quant_val_acc = _fewest_kept(model, data.X_val, data.y_val, val_acc,
-                                                      QUANT_BITS if bits is None else bits)
+                                                      bits or QUANT_BITS)
     elif bits == 32:
         quantized, quant_val_acc = model, val_acc
     else:
