@@ -227,10 +227,9 @@ def global_search(
     algorithm = searcher_options.get("algorithm", DEFAULT_ALGORITHM)
     search_space = _search_space(space, family, data, algorithm)
     check_space_fits(search_space, family, data)
-    if algorithm != "paper":
-        search_space = choices_as_constant(search_space)
     metric, mode, cost_fn = _objectives(objectives, latency_table, family, data)
-    if algorithm != "paper":
+    if algorithm != "paper":  # the precision is chosen after training (precision.py)
+        search_space = choices_as_constant(search_space)
         searcher_options.setdefault("inert_dimensions",
                                     inert_dimensions(search_space, data))
     searcher = SteerageSearcher(search_space, metric, mode, cost_fn=cost_fn,
