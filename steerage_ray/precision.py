@@ -66,17 +66,16 @@ def fewest_bits(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray,
 def _fewest_kept(model: nn.Module, X_val: np.ndarray, y_val: np.ndarray, val_acc: float,
                  choices: Sequence[int]) -> tuple[int, nn.Module, float]:
     """:func:`fewest_bits` with the quantized model and its validation accuracy, so a
-    caller measuring it further does not quantize and validate it again."""
-    widths = sorted(choices)
-    for bits in widths:
+    caller measuring it further does not quantize and validate it again. ``choices``
+    is not empty (the callers fall back to ``QUANT_BITS``)."""
+    for bits in sorted(choices):
         if bits == 32:
             return 32, model, val_acc
         quantized = quantize_model(model, bits)
         accuracy = evaluate(quantized, X_val, y_val)[0]
-        if accuracy >= val_acc - 1e-12 or bits == widths[-1]:
-            return bits, quantized, accuracy
-    raise ValueError(f"choices must hold at least one of {list(QUANT_BITS)}, got "
-                     f"{list(choices)!r}")
+        if accuracy >= val_acc - 1e-12:
+            break
+    return bits, quantized, accuracy  # kept, or else the most of choices
 
 
 def precision_of(model: nn.Module, data: Dataset, bits: Bits = None, *,
@@ -130,13 +129,12 @@ def check_precision_keys(space: SearchSpace) -> None:
         _widths(space["quant_bits"])
     constants = space.constants
     bits = constants.get("quant_bits")
-    if bits is not None and (isinstance(bits, bool) or bits not in QUANT_BITS):
+    if bits is not None and bits not in QUANT_BITS:
         raise ValueError(f"space: quant_bits must be one of {list(QUANT_BITS)} (the "
                          f"supported weight precisions), got {bits!r}")
     choices = constants.get(CHOICES_KEY)
     if choices is not None and (not isinstance(choices, (list, tuple)) or not choices
-                                or any(isinstance(b, bool) or b not in QUANT_BITS
-                                       for b in choices)):
+                                or not all(b in QUANT_BITS for b in choices)):
         raise ValueError(f"space: {CHOICES_KEY} must be a non-empty list of widths among "
                          f"{list(QUANT_BITS)}, got {choices!r}")
 
