@@ -38,8 +38,8 @@ def search_text(search: dict, trained: int) -> str:
         return (f"paper mode, pool {search['count']}, iter_count {search['iter_count']}, "
                 f"{search['iterations']} predictor-guided rounds, {search['final_count']} "
                 f"final, EES {search['ees_population']} x {search['ees_generations']}")
-    return (f"default algorithm, budget {search.get('budget') or trained}, "
-            f"{search['final_count']} final")
+    return (f"default algorithm{', reproducible' if search.get('reproducible') else ''}, "
+            f"budget {search.get('budget') or trained}, {search['final_count']} final")
 
 
 def section(directory: Path, command: str, wall_seconds: float | None) -> str:

@@ -7,6 +7,10 @@ the dataset, ``ffnn_space(n_features)``) with the same trainable
 
 - ``steerage``: ``global_search`` (SteerageSearcher, its default algorithm and
   settings; the final pick trains as many epochs as every other trial);
+- ``steerage_reproducible``: the same with ``reproducible=True``: each proposal sees
+  the results its position says and waits for any of those still running, so one
+  seed gives one search (``make demo``'s setting), at the cost of results seen later
+  and of slots that wait;
 - ``random``: Tune's ``BasicVariantGenerator(random_state=seed)`` over ``to_tune(space)``;
 - ``optuna_tpe``: ``OptunaSearch`` with ``optuna.samplers.TPESampler(seed=seed)``, its
   defaults otherwise (10 random startup trials).
@@ -18,9 +22,10 @@ the final pick's (the search's winner) validation and test accuracy. Baselines s
 (conditional widths are sampled always and ignored by the model builder when inactive);
 Steerage sees the conditional space natively. Accuracies are of the float model:
 ``quant_bits`` only affects ``quant_test_acc``, so it is a neutral dimension here.
-Steerage leaves it out of its search (``global_search`` passes it as an inert
-dimension, so no network is trained twice); random search and TPE search it as Tune
-gives it, so they may train a network again with other bits.
+Steerage leaves it out of its search (``global_search`` makes it the trainable's
+choice after training, ``precision_choices``, so no network is trained twice); random
+search and TPE search it as Tune gives it, so they may train a network again with
+other bits, and 'distinct' counts networks (``quant_bits`` left out).
 
 Wall time and worker idle time per run, from trial start and end timestamps taken on
 the driver by a Tune callback (``TrialClock``): a trial holds its slot from Tune's
@@ -98,7 +103,7 @@ SECTIONS = {"none": "## SteerageSearcher vs random search vs Optuna TPE",
             "asha": "## Searchers under ASHA early stopping"}
 RUNS_CSVS = {"none": Path(__file__).with_name("data") / "search_comparison_runs.csv",
              "asha": Path(__file__).with_name("data") / "search_comparison_asha_runs.csv"}
-SEARCHERS = {"none": ("steerage", "random", "optuna_tpe"),
+SEARCHERS = {"none": ("steerage", "steerage_reproducible", "random", "optuna_tpe"),
              "asha": ("steerage", "steerage_unweighted", "random", "optuna_tpe")}
 DEFAULT_EPOCHS = {"digits": 8, "mnist1d": 15}
 MAX_CONCURRENT_TRIALS = 2
@@ -153,7 +158,8 @@ class TrialClock(tune.Callback):
 
 def trial_frame(grid: tune.ResultGrid, space: SearchSpace,
                 clock: TrialClock) -> pd.DataFrame:
-    """One row per trial, in creation order: architecture keys (None when inactive),
+    """One row per trial, in creation order: the network's keys (None when inactive;
+    ``space`` without ``quant_bits``, which Steerage leaves to the trainable),
     the reported scores (test scores NaN for a trial a scheduler stopped: only the
     last report has them), ``diverged``, ``epochs_run`` (Tune's
     ``training_iteration``: one report per epoch), ``to_the_end`` (it made its last
@@ -216,23 +222,24 @@ def fidelity_ignored():
         guided._fidelity_weights = weights
 
 
-def run_steerage(dataset, space, budget, epochs, seed, storage_path,
-                 scheduler=None) -> tuple:
+def run_steerage(dataset, space, network, budget, epochs, seed, storage_path,
+                 scheduler=None, reproducible=False) -> tuple:
     clock = TrialClock()
     result = global_search(dataset, "ffnn", space=space, budget=budget, epochs=epochs,
                            final_epochs=epochs, cpus_per_trial=1,
                            max_concurrent_trials=MAX_CONCURRENT_TRIALS,
                            storage_path=storage_path, name=f"steerage-{seed}", seed=seed,
-                           verbose=0, callbacks=[clock], scheduler=scheduler)
+                           verbose=0, callbacks=[clock], scheduler=scheduler,
+                           reproducible=reproducible)
     if (result.trials["status"] != "completed").any():
         raise RuntimeError(f"Steerage trials failed:\n{result.trials['status'].value_counts()}")
     ended = "test_acc" in result.best_result  # a scheduler may stop the final pick too
     final = {"final_val_acc": result.best_result[METRIC] if ended else math.nan,
              "final_test_acc": result.best_result.get("test_acc", math.nan)}
-    return trial_frame(result.result_grid, space, clock), final
+    return trial_frame(result.result_grid, network, clock), final
 
 
-def run_baseline(kind, dataset, space, budget, epochs, seed, storage_path,
+def run_baseline(kind, dataset, space, network, budget, epochs, seed, storage_path,
                  scheduler=None) -> tuple:
     search_alg = (variant_generator(random_state=seed) if kind == "random" else
                   OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed)))
@@ -240,25 +247,29 @@ def run_baseline(kind, dataset, space, budget, epochs, seed, storage_path,
     grid = run_trials(dataset, {**to_tune(space), **training_constants(seed, epochs)},
                       search_alg, budget, storage_path, f"{kind}-{seed}", clock,
                       scheduler)
-    return trial_frame(grid, space, clock), {}
+    return trial_frame(grid, network, clock), {}
 
 
 def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int,
             scheduler: str = "none") -> dict:
     space = ffnn_space(n_features=dataset.n_features)
+    network = space.without(["quant_bits"])  # what a trial trains
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-search-") as storage_path:
         stopper = make_scheduler(scheduler, epochs)
         if searcher == "steerage":
-            trials, final = run_steerage(dataset, space, budget, epochs, seed, storage_path,
-                                         stopper)
+            trials, final = run_steerage(dataset, space, network, budget, epochs, seed,
+                                         storage_path, stopper)
+        elif searcher == "steerage_reproducible":
+            trials, final = run_steerage(dataset, space, network, budget, epochs, seed,
+                                         storage_path, stopper, reproducible=True)
         elif searcher == "steerage_unweighted":
             with fidelity_ignored():
-                trials, final = run_steerage(dataset, space, budget, epochs, seed,
+                trials, final = run_steerage(dataset, space, network, budget, epochs, seed,
                                              storage_path, stopper)
         else:
-            trials, final = run_baseline(searcher, dataset, space, budget, epochs, seed,
-                                         storage_path, stopper)
+            trials, final = run_baseline(searcher, dataset, space, network, budget, epochs,
+                                         seed, storage_path, stopper)
     wall = time.perf_counter() - began
     if len(trials) != budget:
         raise RuntimeError(f"{searcher} trained {len(trials)} architectures, not {budget}")
@@ -267,7 +278,7 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
     ended = trials[trials["to_the_end"]]
     best = (ended.loc[ended["val_acc"].idxmax()] if len(ended)  # idxmax: first among ties
             else pd.Series({"val_acc": math.nan, "test_acc": math.nan}))
-    distinct = len(trials[list(space.names)].drop_duplicates())  # inactive -> NaN
+    distinct = len(trials[list(network.names)].drop_duplicates())  # inactive -> NaN
     return {"dataset": dataset.name, "searcher": searcher, "seed": seed, "budget": budget,
             "epochs": epochs, "best_val_acc": best["val_acc"],
             "test_acc_of_best": best["test_acc"],
@@ -353,8 +364,10 @@ def versus_table(runs: pd.DataFrame, peer: str = "optuna_tpe") -> str:
 
 
 def versus_text(runs: pd.DataFrame, scheduler: str) -> str:
-    """Steerage against TPE and, under a scheduler, against its unweighted ablation."""
+    """Steerage against TPE and its own variant (reproducible; under a scheduler the
+    unweighted ablation)."""
     names = {"optuna_tpe": "Optuna TPE",
+             "steerage_reproducible": "its reproducible mode steerage_reproducible",
              "steerage_unweighted": "its ablation steerage_unweighted"}
     peers = [name for name in names
              if name in SEARCHERS[scheduler] and (runs["searcher"] == name).any()]
@@ -398,11 +411,13 @@ def settings_text(datasets: list[Dataset], epochs: list[int], budget: int,
             f"defaults for these datasets (Adam, lr 0.01, weight decay 1e-3, batch 128; "
             f"the reported val_acc is the best epoch's, and test_acc is measured on that "
             f"epoch's weights). Steerage (default algorithm) for budget {budget}: {plan.describe()} "
-            f"(the library defaults). "
+            f"(the library defaults; steerage_reproducible the same with "
+            f"reproducible=True). "
             f"Optuna TPE: {optuna.__version__}, 10 random startup trials (its default). "
             f"All searchers: 1 CPU per trial, max_concurrent_trials="
             f"{MAX_CONCURRENT_TRIALS}, actors reused. Mean ± sample std over seeds; "
-            f"'distinct' counts different architectures (inactive widths ignored)."
+            f"'distinct' counts different networks (inactive widths and quant_bits "
+            f"ignored)."
             + ("" if scheduler == "none" else SCHEDULER_TEXT))
 
 

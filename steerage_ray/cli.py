@@ -86,6 +86,10 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--ees-population", type=POSITIVE, help="EES population (paper: 100)")
     knobs.add_argument("--ees-generations", type=NON_NEGATIVE,
                        help="EES generations (paper: 200)")
+    knobs.add_argument("--reproducible", action=argparse.BooleanOptionalAction,
+                       help="one seed, one search at any concurrency: each proposal "
+                            "waits for the results its position says it sees (default: "
+                            "the experiment's search.reproducible, off unless set)")
     knobs.add_argument("--epochs", type=POSITIVE, help="epochs per searched architecture")
     knobs.add_argument("--final-epochs", type=POSITIVE,
                        help="epochs for the final training of the winner")
@@ -215,7 +219,8 @@ def _overrides(args: argparse.Namespace) -> dict:
                    "iter_count": args.iter_count,
                    "iterations": args.iterations, "budget": args.budget,
                    "ees_population": args.ees_population,
-                   "ees_generations": args.ees_generations},
+                   "ees_generations": args.ees_generations,
+                   "reproducible": args.reproducible},
         "training": {"epochs": args.epochs, "final_epochs": args.final_epochs},
         "resources": {"cpus_per_trial": args.cpus_per_trial,
                       "gpus_per_trial": args.gpus_per_trial,

@@ -57,6 +57,9 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "objectives": ((list, str), ["val_acc:max"]),
         # A latency table (`steerage profile-latency`) for a latency objective.
         "latency_table": ((str,), None),
+        # One seed, one search at any concurrency (SteerageSearcher's reproducible):
+        # each proposal waits for the results its position says it sees.
+        "reproducible": ((bool,), False),
     },
     "resources": {
         "cpus_per_trial": (_NUMBER, 1),

@@ -164,6 +164,7 @@ def global_search(
     checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
     objectives: Sequence[str] | str | None = None,
     latency_table: LatencyTable | str | os.PathLike | None = None,
+    reproducible: bool = False,
     **searcher_options: Any,
 ) -> GlobalSearchResult:
     """Run STEERAGE's global search (Algorithms 1 and 2) on Ray Tune and return its result.
@@ -202,6 +203,12 @@ def global_search(
             ``latency:min`` too). ``params``/``flops`` are computed exactly before
             training (``ArchitectureCosts``), ``latency`` from ``latency_table`` (a
             ``LatencyTable`` or its file, from ``steerage profile-latency``).
+        reproducible: one seed gives one search whatever order trials finish in
+            (``SteerageSearcher(reproducible=True)``; this function always sets the
+            concurrency limit it needs). Off by default: each proposal then uses every
+            result in, so no slot waits and the model is never behind; reproducible,
+            it is ``2 x max_concurrent_trials`` results further behind
+            (``benchmarks/RESULTS.md``, "Reproducible searches").
         searcher_options: ``SteerageSearcher`` arguments (``count``, ``iter_count``,
             ``iterations``, ``final_count``, ``ees_population``, ...).
 
@@ -234,7 +241,7 @@ def global_search(
                                     inert_dimensions(search_space, data))
     searcher = SteerageSearcher(search_space, metric, mode, cost_fn=cost_fn,
                                 budget=budget, seed=seed, final_config=final_config,
-                                **searcher_options)
+                                reproducible=reproducible, **searcher_options)
     trainable = make_trainable(data, cpus_per_trial=cpus_per_trial,
                                gpus_per_trial=gpus_per_trial,
                                checkpoint_seconds=checkpoint_seconds)

@@ -47,6 +47,7 @@ def test_defaults_are_the_papers():
 def test_the_default_algorithm_splits_the_papers_401_trials():
     experiment = parse_experiment(MINIMAL)
     assert experiment.search["algorithm"] == "steerage"
+    assert experiment.search["reproducible"] is False  # asynchronous: no slot waits
     plan = experiment.search_plan()
     assert (plan.total, plan.initial, plan.final) == (401, 10, 1)
     assert parse_experiment({**MINIMAL, "search": {"budget": 30}}).search_plan().total == 30
@@ -62,6 +63,7 @@ def test_the_default_algorithm_splits_the_papers_401_trials():
     ({"search": {"algorithm": "paper", "n_initial": 5}}, "search.n_initial"),
     ({"search": {"algorithm": "bayes"}}, "search.algorithm"),
     ({"search": {"mutation_prob": 1.5}}, "search.mutation_prob"),
+    ({"search": {"reproducible": "yes"}}, "search.reproducible"),
     ({"search": {"itercount": 5}}, "itercount"),
     ({"training": {"epochs": "ten"}}, "training.epochs"),
     ({"training": {"final_epochs": 0}}, "training.final_epochs"),
@@ -134,3 +136,13 @@ def test_the_training_section_is_the_settings_a_config_may_set():
     assert (experiment.training["epochs"], experiment.training["batch_size"]) == (10, 128)
     assert experiment.training["lr"] is None  # unset: settings_for decides
 
+
+
+@pytest.mark.parametrize("flags, expected", [([], False), (["--no-reproducible"], False),
+                                             (["--reproducible"], True)])
+def test_the_command_line_sets_reproducible(flags, expected):
+    from steerage_ray.cli import _overrides, build_parser
+
+    args = build_parser().parse_args(["search", "-e", "digits-ffnn", *flags])
+    overridden = parse_experiment(MINIMAL).with_overrides(**_overrides(args))
+    assert overridden.search["reproducible"] is expected

@@ -267,3 +267,87 @@ def test_leaving_out_every_dimension_is_refused():
     space = SearchSpace([Integer("a", 0, 3)])
     with pytest.raises(ValueError, match="inert_dimensions: leaving out \\['a'\\] leaves no"):
         SteerageSearcher(space, "s", "max", inert_dimensions=["a"])
+
+
+def _drive_in_random_order(searcher, order_seed, max_in_flight=3, stop_after=None,
+                           proposals=(), running=()):
+    """Like ``drive``, but the trial that completes next is drawn at random among those
+    in flight (``order_seed``), as on a cluster where trials take different times.
+    Returns the proposals (after the given ones), how often the searcher waited with
+    a slot free, and the trials still running."""
+    searcher.set_max_concurrency(max_in_flight)
+    rng = np.random.default_rng(order_seed)
+    proposals, running, waits = list(proposals), list(running), 0
+    while stop_after is None or len(proposals) < stop_after:
+        config = searcher.suggest(f"t{len(proposals)}") \
+            if len(running) < max_in_flight else None
+        if config == Searcher.FINISHED:
+            break
+        if config is not None:
+            proposals.append(config)
+            running.append((f"t{len(proposals) - 1}", config))
+            continue
+        waits += len(running) < max_in_flight
+        if not running:
+            break
+        trial_id, done = running.pop(int(rng.integers(len(running))))
+        searcher.on_trial_complete(trial_id, {"val_acc": accuracy(done)})
+    return proposals, waits, running
+
+
+def test_reproducible_proposals_do_not_depend_on_the_order_trials_finish_in():
+    """Asynchronous, the order results arrive in changes the search; reproducible, each
+    proposal sees the results its position says, so three orders give one search."""
+    runs = {flag: [_drive_in_random_order(make_searcher(seed=4, reproducible=flag), order)
+                   for order in range(3)] for flag in (False, True)}
+    asynchronous = [proposals for proposals, _, _ in runs[False]]
+    reproducible = [proposals for proposals, _, _ in runs[True]]
+    assert asynchronous[0] != asynchronous[1] or asynchronous[0] != asynchronous[2]
+    assert reproducible[0] == reproducible[1] == reproducible[2]
+    assert len(reproducible[0]) == 30
+    assert len({tuple(sorted(c.items())) for c in reproducible[0]}) == 30
+    assert all(waits == 0 for _, waits, _ in runs[False])
+
+
+def test_a_reproducible_search_restored_mid_run_is_the_same_search(tmp_path):
+    whole, _, _ = _drive_in_random_order(make_searcher(seed=4, reproducible=True), 0)
+    original = make_searcher(seed=4, reproducible=True)
+    first, _, running = _drive_in_random_order(original, 1, stop_after=14)
+    original.save(tmp_path / "searcher.pkl")
+    restored = SteerageSearcher()
+    restored.restore(tmp_path / "searcher.pkl")
+    assert restored._strategy.window == 8  # (3 - 1) + 2 x 3
+    resumed, _, _ = _drive_in_random_order(restored, 2, proposals=first, running=running)
+    assert resumed == whole
+
+
+def test_a_reproducible_proposal_waits_only_for_a_trial_older_than_its_window():
+    """Concurrency 2: a proposal sees the architectures before the last 2 * 2 + 1; so
+    with trial 0 still running, proposals go on until trial 0 falls out of the window
+    of one (the first guided one here, since design points need no result)."""
+    searcher = make_searcher(budget=20, reproducible=True)
+    searcher.set_max_concurrency(2)
+    slow = searcher.suggest("t0")
+    number, free_waits = 1, 0
+    while number < 12:
+        config = searcher.suggest(f"t{number}")
+        if config is None:
+            free_waits += 1
+            break
+        searcher.on_trial_complete(f"t{number}", {"val_acc": accuracy(config)})
+        number += 1
+    # the design (4 of 20) needs no result; the first guided proposal (position 4)
+    # sees positions before 4 - 5 < 0: nothing to wait for; position 6 sees position 0
+    assert searcher._strategy.window == 5 and free_waits == 1 and number == 6
+    searcher.on_trial_complete("t0", {"val_acc": accuracy(slow)})
+    assert searcher.suggest("t6") is not None
+
+
+def test_reproducible_is_checked():
+    with pytest.raises(ValueError, match="reproducible must be True or False"):
+        make_searcher(reproducible="yes")
+    with pytest.raises(ValueError, match="remove refit_fraction \\(0.5\\) or set it to 1"):
+        make_searcher(algorithm="paper", reproducible=True, refit_fraction=0.5)
+    searcher = make_searcher(reproducible=True)  # no concurrency limit from Tune
+    with pytest.raises(ValueError, match="max_concurrent_trials"):
+        searcher.suggest("t0")

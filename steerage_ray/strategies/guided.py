@@ -32,7 +32,14 @@ waits for its slowest trial. The guided strategy keeps the ingredients and fixes
    of the best architectures, random and Sobol-pool architectures, and an EES run over
    the acquisition (``strategies.candidates``). Seen architectures are never proposed.
 5. **Asynchronous**: the model follows every result as it arrives and every free slot
-   gets a proposal at once; nothing waits for a round.
+   gets a proposal at once; nothing waits for a round. Which results a proposal sees
+   then depends on the order trials finish in, so two runs with one seed differ at a
+   concurrency above 1. With a ``window`` W (``SteerageSearcher(reproducible=True)``)
+   a guided proposal sees exactly the results of the architectures before the last W
+   it was preceded by, and waits until all of those have reported: what it sees is a
+   function of its position, so one seed gives one search, at the cost of results
+   the model sees later and of a slot that waits when a trial is overtaken by more
+   than W - (concurrency - 1) later ones.
 
 Refits run off Tune's driver loop (``strategies.refits``): when a proposal finds new
 results it submits a snapshot of them to a worker thread and proposes with the model
@@ -66,9 +73,9 @@ from steerage_ray.space import SearchSpace
 from steerage_ray.space.features import FeatureMap
 from steerage_ray.space.neighbours import Neighbourhood
 from steerage_ray.strategies.candidates import CandidateSet
-from steerage_ray.strategies.history import (DONE, FINAL, GIVEN, GUIDED, INITIAL, WARM_START,
-                                             History, Proposal, Record, round_scores,
-                                             score_row)
+from steerage_ray.strategies.history import (COMPLETED, DONE, FINAL, GIVEN, GUIDED, INITIAL,
+                                             RUNNING, WARM_START, History, Proposal, Record,
+                                             round_scores, score_row)
 from steerage_ray.strategies.plan import GuidedPlan
 from steerage_ray.strategies.refits import RefitQueue
 from steerage_ray.strategies.surrogate import BoostedEnsemble
@@ -151,7 +158,8 @@ class GuidedStrategy:
                  mutation_prob: float = 0.2, full_refit_until: int = 64,
                  members_per_update: int = 1, refresh_every: int = 4,
                  enumerate_up_to: int = 8, lag: int = 1, explore_every: int = 5,
-                 explore_until: int | None = 40, break_ties: bool = True) -> None:
+                 explore_until: int | None = 40, break_ties: bool = True,
+                 window: int | None = None) -> None:
         self.space, self.plan, self.seed = space, plan, seed
         self.pool = space.encode_many(space.sobol(2048, seed)) if pool is None else pool
         self.constraint = constraint
@@ -166,6 +174,7 @@ class GuidedStrategy:
         self.lag = lag
         self.explore_every, self.explore_until = explore_every, explore_until
         self.break_ties = break_ties
+        self.window = window
         self.features = FeatureMap(space)
         self.neighbourhood = Neighbourhood(space, enumerate_up_to=enumerate_up_to)
         self.refits = RefitQueue(self._refit, when_idle=Fitted.serialise)
@@ -186,16 +195,21 @@ class GuidedStrategy:
         """Whether the whole plan has been proposed."""
         return history.n_proposed >= self.plan.total
 
-    def propose(self, history: History) -> Proposal | str:
-        """The next architecture to train, or DONE (plan complete, or nothing unseen).
+    def propose(self, history: History) -> Proposal | str | None:
+        """The next architecture to train, DONE (plan complete, or nothing unseen), or
+        None while a ``window`` waits for a result.
 
-        It never waits for a trial: before the ensemble can be fitted, design points
-        fill the free slots."""
+        Without a window it never waits for a trial: before the ensemble can be fitted,
+        design points fill the free slots."""
         if self.handed_out(history):
             return DONE
         index = history.n_proposed
         phase = self.plan.phase(index)
-        self._submit(history)
+        if phase != INITIAL or self.window is None:  # a design point needs no result
+            visible = self._visible(history)
+            if visible is None:
+                return None
+            self._submit(history, visible)
         if phase != INITIAL:
             started = time.perf_counter()
             fitted = self._settle()
@@ -254,9 +268,19 @@ class GuidedStrategy:
             self.space.decode_codes(row[None, :])[0])
 
     # ------------------------------------------------------------------ refits
-    def _submit(self, history: History) -> None:
+    def _visible(self, history: History) -> list[Record] | None:
+        """The completed records a proposal may use: all of them without a ``window``;
+        with one, those among the records before the last ``window``, or None while
+        one of those is still running."""
+        if self.window is None:
+            return history.completed()
+        settled = history.records[: max(0, len(history.records) - self.window)]
+        if any(record.status == RUNNING for record in settled):
+            return None
+        return [record for record in settled if record.status == COMPLETED]
+
+    def _submit(self, history: History, done: list[Record]) -> None:
         """Hand new results to the refit queue (once there are enough to fit)."""
-        done = history.completed()
         if len(done) >= MIN_FIT and len(done) != self._submitted:
             self._submitted = len(done)
             self._snapshots += 1
@@ -381,7 +405,7 @@ class GuidedStrategy:
         live = np.array([not history.seen(row.tobytes()) for row in candidates.codes], bool)
         if live.any():
             return candidates, live
-        snapshot = Snapshot.of(history, history.completed(), -1)
+        snapshot = Snapshot.of(history, self._visible(history) or [], -1)
         candidates = self._candidate_set(fitted.model, snapshot, self._rng)
         return candidates, np.ones(len(candidates), dtype=bool)
 
