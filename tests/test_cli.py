@@ -53,9 +53,10 @@ def test_search_writes_every_report_file(finished_run):
     trials = pd.read_csv(finished_run / "trials.csv")
     assert len(trials) == TINY_TRIALS
     phases = trials.groupby("phase").size().to_dict()
-    # the default search: a Sobol design until 3 results fit the ensemble, then guided
-    assert set(phases) <= {"initial", "guided", "final"} and phases["final"] == 1
-    assert 3 <= phases["initial"] <= 4
+    # digits-ffnn searches reproducibly: at concurrency 2 a proposal sees the results
+    # before its last 5, so none of 7 has the 3 the ensemble needs: design points, then
+    # the final phase (the same on every run)
+    assert phases == {"initial": 6, "final": 1}
     assert trials["val_acc"].between(0, 1).all()
     assert (trials["gpus_assigned"] == 0).all()  # no GPU on this Ray: CPU-only trials
     # quant_bits changes nothing trained: the search leaves it out, so no network twice
