@@ -94,8 +94,8 @@ logger = logging.getLogger(__name__)
 
 RESTORE_GRACE_S = 10.0
 #: Reproducible default mode: later trials (per slot) that may overtake a running one
-#: before a proposal waits for it. 2 kept the simulated extra idle time of a `make demo`
-#: run's trial durations under 1 % at a concurrency of 2.
+#: before a proposal waits for it. With 2, replaying a `make demo` run's trial durations
+#: added no idle time at a concurrency of 2 and 0.6 points at 4 (1 added 2.3 and 8.5).
 REPRODUCIBLE_SLACK = 2
 
 
@@ -202,13 +202,6 @@ class SteerageSearcher(Searcher):
             raise ValueError("inert_dimensions applies to algorithm='steerage' only: paper "
                              "mode searches every dimension, as Algorithms 1-2 do; remove "
                              "it or use the default algorithm")
-        if not isinstance(reproducible, bool):
-            raise ValueError(f"reproducible must be True or False, got {reproducible!r}")
-        if reproducible and refit_fraction is not None and refit_fraction < 1:
-            raise ValueError(f"reproducible=True needs each paper-mode round to wait for "
-                             f"all of the round before it: remove refit_fraction "
-                             f"({refit_fraction!r}) or set it to 1")
-        self.reproducible = reproducible
         self.count = _integer(count, "count", 1)
         self.seed = _integer(seed, "seed", 0)
         self.budget = None if budget is None else _integer(budget, "budget", 1)
@@ -219,6 +212,13 @@ class SteerageSearcher(Searcher):
         self.ees_generations = _optional_integer(ees_generations, "ees_generations", 0)
         self.mutation_prob = arguments.fraction_or_none(mutation_prob, "mutation_prob", closed=True)
         self.refit_fraction = arguments.fraction_or_none(refit_fraction, "refit_fraction", closed=False)
+        if not isinstance(reproducible, bool):
+            raise ValueError(f"reproducible must be True or False, got {reproducible!r}")
+        if reproducible and self.refit_fraction is not None and self.refit_fraction < 1:
+            raise ValueError(f"reproducible=True needs each paper-mode round to wait for "
+                             f"all of the round before it: remove refit_fraction "
+                             f"({refit_fraction!r}) or set it to 1")
+        self.reproducible = reproducible
         if final_config is not None and not isinstance(final_config, Mapping):
             raise ValueError(f"final_config must be a dict of config overrides (e.g. "
                              f"{{'epochs': 50}}) or None, got {final_config!r}")
