@@ -91,6 +91,8 @@ def gradual_pruning(data, hidden, budget: int, seed: int, epochs: tuple[int, int
 
 
 def dense_baseline(data, seed: int, epochs: int):
+    """The dense [80, 40] trained ``epochs`` epochs (best validation epoch kept); returns
+    (parameters, validation accuracy, test accuracy) as :func:`gradual_pruning` does."""
     torch.manual_seed(seed)
     model = SparseFeedForward(data.n_features, list(BASELINE), data.n_classes)
     result = train_model(model, data, settings(seed, epochs))
