@@ -257,12 +257,10 @@ def one_run(searcher: str, dataset: Dataset, budget: int, epochs: int, seed: int
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-search-") as storage_path:
         stopper = make_scheduler(scheduler, epochs)
-        if searcher == "steerage":
+        if searcher in ("steerage", "steerage_reproducible"):
             trials, final = run_steerage(dataset, space, network, budget, epochs, seed,
-                                         storage_path, stopper)
-        elif searcher == "steerage_reproducible":
-            trials, final = run_steerage(dataset, space, network, budget, epochs, seed,
-                                         storage_path, stopper, reproducible=True)
+                                         storage_path, stopper,
+                                         reproducible=searcher == "steerage_reproducible")
         elif searcher == "steerage_unweighted":
             with fidelity_ignored():
                 trials, final = run_steerage(dataset, space, network, budget, epochs, seed,

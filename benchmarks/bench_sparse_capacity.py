@@ -28,7 +28,6 @@ import platform
 import time
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -39,7 +38,7 @@ from steerage_ray.local_search.scann import model_costs, prune_connections
 from steerage_ray.training import TrainSettings, settings_from, train_model
 
 from _results import cpu_model, markdown_table, ram_gib, today, write_section
-from bench_paper_tables import AT_BASELINE, RUNS_CSV, SETTINGS
+from bench_paper_tables import AT_BASELINE, RUNS_CSV, SETTINGS, _mean_sd
 
 SECTION = "## MNIST-1D: accuracy of sparse MLPs of a given size"
 BASELINE = (80, 40)
@@ -83,9 +82,8 @@ def gradual_pruning(data, hidden, budget: int, seed: int, epochs: tuple[int, int
 
     train_model(model, data, replace(settings(seed + 1, prune), restore_best=False),
                 on_epoch=after_epoch, after_step=apply_masks)
-    while model_costs(model, data.input_shape)[0] > budget:  # exactly within the budget
-        excess = model_costs(model, data.input_shape)[0] - budget
-        prune_to(model, active_weights(model) - excess)
+    while (params := model_costs(model, data.input_shape)[0]) > budget:  # exactly within it
+        prune_to(model, active_weights(model) - (params - budget))
     result = train_model(model, data, settings(seed + 2, tune), after_step=apply_masks)
     return model_costs(model, data.input_shape)[0], result.best_val_acc, result.test_acc
 
@@ -114,10 +112,17 @@ def paper_table_rows(seeds: list[int]) -> list[list[str]]:
                           (AT_BASELINE, "paper tables: GS+LS at baseline accuracy")):
         found = runs[runs["method"] == method].sort_values("seed")
         if len(found) == len(seeds):
-            rows.append([label, "-", " / ".join(f"{p:,.0f}" for p in found["params"]),
-                         _mean_sd(found["val_acc"]), _mean_sd(found["test_acc"]),
-                         " / ".join(f"{100 * t:.2f}" for t in found["test_acc"])])
+            rows.append(table_row(label, "-", list(zip(
+                found["params"], found["val_acc"], found["test_acc"]))))
     return rows
+
+
+def table_row(label: str, budget: str, runs: list[tuple]) -> list[str]:
+    """A table row from one (parameters, validation accuracy, test accuracy) per seed."""
+    params, val_acc, test_acc = (pd.Series(column, dtype=float) for column in zip(*runs))
+    return [label, budget, " / ".join(f"{p:,.0f}" for p in params),
+            _mean_sd(100 * val_acc, ".2f"), _mean_sd(100 * test_acc, ".2f"),
+            " / ".join(f"{100 * t:.2f}" for t in test_acc)]
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -129,11 +134,6 @@ def _hidden(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"hidden widths must be positive integers separated "
                                          f"by commas, e.g. 256,128; got {text!r}")
     return widths
-
-
-def _mean_sd(values) -> str:
-    values = 100 * np.asarray(values)
-    return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0:.2f}"
 
 
 def main() -> None:
@@ -152,18 +152,14 @@ def main() -> None:
     total = sum(args.epochs)
     rows = []
     references = [dense_baseline(mnist1d(seed), seed, total) for seed in args.seeds]
-    rows.append([f"dense [80, 40] (the baseline), {total} epochs", f"{references[0][0]:,}", "-",
-                 _mean_sd([r[1] for r in references]), _mean_sd([r[2] for r in references]),
-                 " / ".join(f"{100 * r[2]:.2f}" for r in references)])
+    rows.append(table_row(f"dense [80, 40] (the baseline), {total} epochs", "-",
+                          references))
     print(" | ".join(rows[-1]), flush=True)
     for hidden in args.starts:
         for budget in args.budgets:
             runs = [gradual_pruning(mnist1d(seed), hidden, budget, seed, tuple(args.epochs))
                     for seed in args.seeds]
-            rows.append([f"pruned from {list(hidden)}", f"<= {budget:,}",
-                         " / ".join(f"{r[0]:,}" for r in runs), _mean_sd([r[1] for r in runs]),
-                         _mean_sd([r[2] for r in runs]),
-                         " / ".join(f"{100 * r[2]:.2f}" for r in runs)])
+            rows.append(table_row(f"pruned from {list(hidden)}", f"<= {budget:,}", runs))
             print(" | ".join(rows[-1]), flush=True)
     header = ["network", "parameter budget", "parameters per seed", "val % (mean ± sd)",
               "test % (mean ± sd)", "test % per seed"]
